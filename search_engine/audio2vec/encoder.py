@@ -1,0 +1,124 @@
+"""Load an Audio2Vec model folder and turn waveforms into window vectors.
+
+A model folder holds ``config.json`` (architecture, feature settings, training record, model id)
+and the Keras weights of the encoder, the projection g() and the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..features import FeatureSettings, log_mel, normalize_windows, require_windows, windows
+from .model import Architecture
+
+MODEL_FORMAT = 1
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+WEIGHT_FILES = {"encoder": "encoder.weights.h5", "g": "g.weights.h5", "decoder": "decoder.weights.h5"}
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def resolve_model_dir(model: str | os.PathLike) -> Path:
+    """``"default"`` -> the bundled weights; anything else is a folder path."""
+    path = DEFAULT_MODEL_DIR if str(model) == "default" else Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise ParameterError(f"no Audio2Vec model at {path} (expected {path / 'config.json'})")
+    return path
+
+
+def weights_id(folder: Path) -> str:
+    """Content hash of the inference weights (encoder + g): the model id recorded in indexes."""
+    h = hashlib.sha256()
+    for key in ("encoder", "g"):
+        h.update((folder / WEIGHT_FILES[key]).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Window vectors of one waveform."""
+
+    vectors: np.ndarray  #: [shape=(n, dim), float32], unit length
+    starts_s: np.ndarray  #: [shape=(n,), float64], start of each window in seconds
+    duration_s: float  #: length of the waveform in seconds
+
+
+class Encoder:
+    """An Audio2Vec model ready for inference.
+
+    Use :meth:`load`; then :meth:`embed` (waveforms) or :meth:`encode` (prepared windows).
+    """
+
+    def __init__(self, folder: Path, config: dict):
+        import tensorflow as tf
+
+        from .model import build_embedder, build_encoder, build_projection
+
+        self.folder = folder
+        self.config = config
+        self.features = FeatureSettings(**config["features"])
+        self.architecture = Architecture(**config["architecture"])
+        self.model_id = config["model_id"]
+        f = self.features
+        enc = build_encoder(f.window_frames, f.n_mels, self.architecture)
+        g = build_projection(self.architecture)
+        enc.load_weights(folder / WEIGHT_FILES["encoder"])
+        g.load_weights(folder / WEIGHT_FILES["g"])
+        self._model = build_embedder(enc, g)
+        spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
+        self._call = tf.function(lambda x: self._model(x, training=False), input_signature=[spec])
+
+    @classmethod
+    def load(cls, model: str | os.PathLike = "default") -> "Encoder":
+        """Load ``"default"`` (the bundled model) or a model folder written by ``audio2vec train``."""
+        folder = resolve_model_dir(model)
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("format") != MODEL_FORMAT:
+            raise ParameterError(f"{folder}: model format {config.get('format')} is not {MODEL_FORMAT}")
+        return cls(folder, config)
+
+    @property
+    def dim(self) -> int:
+        """Length of one vector."""
+        return self.architecture.embedding_dim
+
+    def encode(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+        """Vectors of prepared windows.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=(n, window_frames, n_mels)]
+            Output of :func:`~search_engine.features.normalize_windows`.
+        batch_size : int
+
+        Returns
+        -------
+        z : np.ndarray [shape=(n, dim), dtype=float32], unit L2 norm
+        """
+        out = np.empty((len(x), self.dim), dtype=np.float32)
+        for i in range(0, len(x), batch_size):
+            out[i : i + batch_size] = self._call(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
+        return out
+
+    def windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):
+        """Prepared encoder input of a waveform: ``(x [n, W, mels], starts_s [n])``.
+
+        Raises :class:`~search_engine.errors.DecodeError` when ``y`` is shorter than half a window.
+        """
+        f = self.features
+        mel = log_mel(y, settings=f)
+        win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames)
+        require_windows(len(starts), source=source, duration_s=len(y) / f.sample_rate_hz, settings=f)
+        return normalize_windows(win, top_db=f.top_db), starts * f.frame_s
+
+    def embed(self, y: np.ndarray, *, hop_frames: int, batch_size: int = 512, source: object = "<waveform>") -> Embedded:
+        """Window vectors of a mono waveform at ``features.sample_rate_hz``, one every ``hop_frames``."""
+        x, starts_s = self.windows(y, hop_frames=hop_frames, source=source)
+        return Embedded(self.encode(x, batch_size=batch_size), starts_s, len(y) / self.features.sample_rate_hz)

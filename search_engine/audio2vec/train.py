@@ -1,0 +1,277 @@
+"""Train an Audio2Vec model: the seed objective, a denoising autoencoder on log-mel windows.
+
+The encoder reads a window of a *noisy* version of the audio (synthetic coloured noise and, when
+given, noise recordings such as speech, mixed at 0-20 dB SNR in the mel power domain) and the decoder
+must reconstruct the *clean* window, so the bottleneck learns what the recording is rather than what
+was added to it. After training, g() is fitted: centre the bottlenecks of clean training windows and
+project them onto their ``embedding_dim`` principal axes, then L2-normalise.
+
+Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``) or ``python -m search_engine.audio2vec.train``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import find_audio_files, load
+from ..errors import Audio2VecError, DecodeError, ParameterError
+from ..features import FeatureSettings, log_mel, normalize_windows
+from .encoder import MODEL_FORMAT, WEIGHT_FILES, weights_id
+from .model import Architecture
+
+#: less training audio than this (seconds) is refused
+MIN_TRAIN_AUDIO_S = 30.0
+
+
+@dataclass
+class TrainConfig:
+    """A complete, reproducible training recipe (saved in the model folder)."""
+
+    epochs: int = 30
+    steps_per_epoch: int = 300
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+    #: probability that a training window gets noise added
+    noise_probability: float = 0.8
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    #: the input window is shifted by up to this many frames against the target (time-shift robustness)
+    jitter_frames: int = 2
+    validation_fraction: float = 0.05
+    #: clean windows used to fit g()'s projection
+    projection_windows: int = 20000
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    architecture: Architecture = field(default_factory=Architecture)
+
+
+def _power_mels(files, features: FeatureSettings, log=print):
+    """Decode files to mel power spectrograms ``[(frames, mels)]``, skipping (and reporting) bad ones."""
+    mels, names, seconds = [], [], 0.0
+    for path in files:
+        try:
+            y, _ = load(path, sr=features.sample_rate_hz)
+        except DecodeError as exc:
+            log(f"skipped {exc}")
+            continue
+        m = log_mel(y, settings=features)
+        if len(m) < features.window_frames:
+            log(f"skipped {path}: shorter than one window")
+            continue
+        mels.append(np.power(10.0, m / 10.0, dtype=np.float32))
+        names.append(str(path))
+        seconds += len(y) / features.sample_rate_hz
+    return mels, names, seconds
+
+
+def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, seconds: float = 30.0):
+    """White, pink and brown noise as mel power spectrograms."""
+    n = int(seconds * features.sample_rate_hz)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / features.sample_rate_hz)
+    freqs[0] = freqs[1]
+    out = []
+    for exponent in (0.0, 0.5, 1.0):  # white, pink (1/f power), brown (1/f^2 power)
+        y = np.fft.irfft(spectrum / freqs**exponent, n).astype(np.float32)
+        y /= np.abs(y).max()
+        out.append(np.power(10.0, log_mel(y, settings=features) / 10.0, dtype=np.float32))
+    return out
+
+
+class WindowSampler:
+    """Random (noisy input, clean target) window pairs from mel power spectrograms."""
+
+    def __init__(self, mels, noises, cfg: TrainConfig, rng: np.random.Generator):
+        self.mels, self.noises, self.cfg, self.rng = mels, noises, cfg, rng
+        lengths = np.array([len(m) - cfg.features.window_frames + 1 for m in mels], dtype=np.float64)
+        self.p = lengths / lengths.sum()
+
+    def _take(self, arrays, p=None, jitter: int = 0):
+        """A random window (and the same window shifted by up to ``jitter`` frames)."""
+        w = self.cfg.features.window_frames
+        a = arrays[self.rng.choice(len(arrays), p=p)]
+        start = self.rng.integers(0, len(a) - w + 1)
+        shifted = int(np.clip(start + self.rng.integers(-jitter, jitter + 1), 0, len(a) - w)) if jitter else start
+        return a[start : start + w], a[shifted : shifted + w]
+
+    def clean(self, n: int) -> np.ndarray:
+        return np.stack([self._take(self.mels, self.p)[0] for _ in range(n)])
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        pairs = [self._take(self.mels, self.p, cfg.jitter_frames) for _ in range(n)]
+        clean = np.stack([target for target, _ in pairs])
+        noisy = np.stack([shifted for _, shifted in pairs])
+        lo, hi = cfg.snr_db
+        for i in range(n):
+            if self.rng.random() < cfg.noise_probability:
+                noise = self._take(self.noises)[0]
+                snr = self.rng.uniform(lo, hi)
+                scale = clean[i].sum() / max(noise.sum(), 1e-12) / 10 ** (snr / 10)
+                noisy[i] += scale * noise
+        top = cfg.features.top_db
+        to_db = lambda p: 10.0 * np.log10(np.maximum(p, 1e-10))  # noqa: E731
+        return normalize_windows(to_db(noisy), top_db=top), normalize_windows(to_db(clean), top_db=top)
+
+
+def _split(names, fraction: float):
+    """Stable train/validation split of files by a hash of their name."""
+    val = [int(hashlib.sha1(Path(n).name.encode()).hexdigest(), 16) % 1000 < fraction * 1000 for n in names]
+    if all(val) or not any(val):
+        val = [i == len(names) - 1 for i in range(len(names))] if len(names) > 1 else [False]
+    return val
+
+
+def train(
+    paths,
+    *,
+    out: str | Path,
+    noise_paths=(),
+    config: TrainConfig | None = None,
+    init: str | Path | None = None,
+    resume: bool = False,
+    verbose: int = 1,
+    log=None,
+) -> Path:
+    """Train a model and write a complete model folder to ``out``.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Audio files and folders to learn from.
+    out : path-like
+        Model folder to write (``config.json`` + weights + ``history.csv``); checkpoints go to
+        ``out/checkpoints`` and let an interrupted run continue with ``resume=True``.
+    noise_paths : list of path-like
+        Recordings mixed in as background noise (e.g. speech); synthetic noise is always used.
+    config : TrainConfig
+    init : path-like, optional
+        Model folder to start from (fine-tuning); its feature settings and architecture are kept.
+    resume : bool
+        Continue from the last checkpoint in ``out``.
+    """
+    import keras
+
+    from .model import build_autoencoder, build_decoder, build_encoder, build_projection
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    cfg = config or TrainConfig()
+    out = Path(out)
+    if init is not None:
+        from .encoder import resolve_model_dir
+
+        init_dir = resolve_model_dir(init)
+        init_cfg = json.loads((init_dir / "config.json").read_text())
+        cfg.features = FeatureSettings(**init_cfg["features"])
+        cfg.architecture = Architecture(**{**init_cfg["architecture"], "filters": tuple(init_cfg["architecture"]["filters"])})
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    f, arch = cfg.features, cfg.architecture
+
+    files = list(find_audio_files(paths))
+    mels, names, seconds = _power_mels(files, f, log)
+    if seconds < MIN_TRAIN_AUDIO_S or not mels:
+        raise ParameterError(
+            f"too little training audio: {seconds:.1f} s in {len(mels)} usable files "
+            f"(at least {MIN_TRAIN_AUDIO_S:.0f} s is needed; a few hours trains a useful model)"
+        )
+    log(f"training on {len(mels)} files, {seconds / 3600:.2f} h of audio")
+    noise_mels = _synthetic_noises(f, rng)
+    if noise_paths:
+        extra, _, noise_s = _power_mels(list(find_audio_files(noise_paths)), f, log)
+        noise_mels += extra
+        log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min, plus synthetic white/pink/brown")
+    is_val = _split(names, cfg.validation_fraction)
+    train_mels = [m for m, v in zip(mels, is_val) if not v]
+    val_mels = [m for m, v in zip(mels, is_val) if v]
+
+    encoder = build_encoder(f.window_frames, f.n_mels, arch)
+    decoder = build_decoder(f.window_frames, f.n_mels, arch)
+    if init is not None:
+        encoder.load_weights(init_dir / WEIGHT_FILES["encoder"])
+        decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
+    autoencoder = build_autoencoder(encoder, decoder)
+    autoencoder.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
+
+    sampler = WindowSampler(train_mels, noise_mels, cfg, rng)
+    val_x, val_y = WindowSampler(val_mels, noise_mels, cfg, np.random.default_rng(cfg.seed + 1)).batch(
+        max(cfg.batch_size, 512)
+    )
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return cfg.steps_per_epoch
+
+        def __getitem__(self, i):
+            return sampler.batch(cfg.batch_size)
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoints"
+    if not resume and ckpt.exists():
+        shutil.rmtree(ckpt)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(ckpt / "backup")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
+        keras.callbacks.ModelCheckpoint(str(ckpt / "autoencoder.weights.h5"), save_weights_only=True),
+    ]
+    history = autoencoder.fit(
+        Batches(), epochs=cfg.epochs, validation_data=(val_x, val_y), callbacks=callbacks, verbose=verbose
+    )
+
+    # g(): principal axes of clean training bottlenecks
+    clean = normalize_windows(10.0 * np.log10(np.maximum(sampler.clean(cfg.projection_windows), 1e-10)), top_db=f.top_db)
+    h = encoder.predict(clean, batch_size=512, verbose=0)
+    mean = h.mean(axis=0)
+    _, s, vt = np.linalg.svd(h - mean, full_matrices=False)
+    axes = vt[: arch.embedding_dim].T.astype(np.float32)  # (bottleneck, dim)
+    g = build_projection(arch)
+    g.get_layer("g_project").set_weights([axes, (-mean @ axes).astype(np.float32)])
+    explained = float((s[: arch.embedding_dim] ** 2).sum() / (s**2).sum())
+
+    for key, model in (("encoder", encoder), ("g", g), ("decoder", decoder)):
+        model.save_weights(out / WEIGHT_FILES[key])
+    final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
+    record = {
+        "format": MODEL_FORMAT,
+        "model_id": weights_id(out),
+        "objective": "denoising-autoencoder",
+        "features": f.as_dict(),
+        "architecture": arch.as_dict(),
+        "training": {
+            "recipe": {k: (v if not hasattr(v, "as_dict") else v.as_dict()) for k, v in vars(cfg).items()},
+            "files": len(names),
+            "validation_files": int(sum(is_val)),
+            "hours": round(seconds / 3600, 3),
+            "noise_files": [str(p) for p in noise_paths],
+            "init": str(init) if init is not None else None,
+            "final": final,
+            "projection_variance_explained": round(explained, 4),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": {"python": platform.python_version(), "keras": keras.__version__},
+        },
+    }
+    (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(ckpt, ignore_errors=True)
+    log(f"wrote model {record['model_id']} to {out}")
+    return out
+
+
+def main(argv=None) -> int:  # pragma: no cover - thin argparse shell used by `python -m`
+    from ..cli import app
+
+    return app(["train", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["TrainConfig", "train", "Audio2VecError"]

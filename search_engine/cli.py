@@ -1,0 +1,252 @@
+"""The ``audio2vec`` command line: thin commands over the Python API.
+
+Data goes to stdout (a table, or with ``--json`` one JSON object per line); messages, progress and
+errors go to stderr.
+
+Exit codes: 0 success; 1 error (no index, bad settings, model mismatch); 2 bad usage;
+3 partly done: some files (``index``) or clips (``query``) failed and were reported, the rest succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+EXIT_ERROR, EXIT_PARTIAL = 1, 3
+
+app = typer.Typer(
+    name="audio2vec",
+    help="Search engine for sound: index a library of recordings, then query it by example.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Mode(str, Enum):
+    match = "match"
+    similar = "similar"
+
+
+IndexOpt = Annotated[
+    Optional[Path],
+    typer.Option("--index", "-i", help="Index folder. Default: data/index, or $AUDIO2VEC_INDEX, or `index` in config.yaml.", show_default=False),
+]
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", help="Settings file (default: $AUDIO2VEC_CONFIG or ./config.yaml).", show_default=False)
+]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", help="Audio2Vec model folder, or 'default' for the bundled model. Default: the index's own.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object per line on stdout.")]
+CatalogOpt = Annotated[
+    Optional[str], typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog (default: SQLite in the index folder).", show_default=False)
+]
+
+
+def _err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
+
+
+def _settings(index, config, **overrides):
+    from .config import load_config
+
+    return load_config(config, index=str(index) if index is not None else None, **overrides)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    _err(f"error: {exc}")
+    return typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    catalog_url: CatalogOpt = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add audio files and folders to the index (created if missing).
+
+    Unchanged files are skipped; changed files are re-embedded. A file that cannot be read is
+    reported on stderr in one line and skipped. Exit code 0 if every file was indexed, 3 if some
+    failed (the others are indexed), 1 on a fatal error.
+    """
+    from indexer import Indexer
+
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with SearchEngine.create(settings=_settings(index, config, model=model, catalog_url=catalog_url)) as engine:
+            report = Indexer(engine).add(paths, show_progress_bar=progress)
+            stats = engine.stats()
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    if as_json:
+        print(json.dumps({**report.as_dict(), "index": stats}))
+    _err(
+        f"indexed {report.added} new and {report.updated} changed files ({report.audio_s / 60:.1f} min of audio, "
+        f"{report.realtime_factor:.0f}x realtime), {report.unchanged} unchanged, {len(report.failed)} failed; "
+        f"index now holds {stats['files']} files, {stats['segments']} segments"
+    )
+    if report.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def query(
+    clips: Annotated[list[str], typer.Argument(help="Audio clips to look up.", show_default=False)],
+    index: IndexOpt = None,
+    k: Annotated[Optional[int], typer.Option("-k", "--k", min=1, help="Results per clip (default 5).", show_default=False)] = None,
+    mode: Annotated[
+        Optional[Mode],
+        typer.Option("--mode", "-m", help="match: which recordings contain the clip, and where. similar: recordings that sound most like it.", show_default=False),
+    ] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    catalog_url: CatalogOpt = None,
+) -> None:
+    """Find the recordings nearest to each CLIP, ranked by Euclidean distance (smaller is nearer).
+
+    With --json, stdout gets exactly one line per clip, in the order given:
+    {"query": CLIP, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ...}, ...]}
+    and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
+    offset_s is where in the recording the clip starts (seconds). Exit code 3 if some clip failed.
+    """
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with SearchEngine.open(settings=_settings(index, config, model=model, catalog_url=catalog_url)) as engine:
+            results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    for res in results:
+        if as_json:
+            line = {"query": res.query, "results": [
+                {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s} for m in res.matches
+            ]}
+            if res.error:
+                line["error"] = res.error
+            print(json.dumps(line), flush=True)
+        else:
+            _print_table(res)
+    if any(r.error for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_table(res) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if res.error:
+        _err(f"error: {res.error}")
+        return
+    table = Table(title=res.query, title_justify="left")
+    for col, justify in (("rank", "right"), ("distance", "right"), ("offset", "right"), ("recording", "left")):
+        table.add_column(col, justify=justify)
+    for m in res.matches:
+        table.add_row(str(m.rank), f"{m.distance:.4f}", _clock(m.offset_s), m.path)
+    if not res.matches:
+        table.add_row("-", "-", "-", "(index is empty)")
+    console.print(table)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:05.2f}"
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Files, or folders whose files should all be removed.", show_default=False)],
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove files from the index: their catalog rows and vectors go together, in one step."""
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
+            removed = engine.remove(paths)
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    if as_json:
+        print(json.dumps({"removed": removed}))
+    else:
+        for p in removed:
+            print(p)
+    _err(f"removed {len(removed)} files")
+
+
+@app.command()
+def stats(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: CatalogOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what the index holds: files, hours, segments, model, index type and size."""
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
+            info = engine.stats()
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    if as_json:
+        print(json.dumps(info))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+
+
+@app.command()
+def train(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders to learn from.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    noise: Annotated[Optional[list[Path]], typer.Option("--noise", help="Recordings mixed in as background noise (repeatable).", show_default=False)] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes of --steps batches each.")] = 30,
+    steps: Annotated[int, typer.Option(min=1, help="Batches per epoch.")] = 300,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed (data sampling and initial weights).")] = 0,
+    init: Annotated[Optional[str], typer.Option(help="Start from this model folder ('default' = bundled) to fine-tune.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the checkpoint in --out.")] = False,
+) -> None:
+    """Train an Audio2Vec model (denoising autoencoder on log-mel windows) on your own audio.
+
+    Writes a model folder usable with --model. Checkpoints are kept in OUT/checkpoints until the
+    run finishes, so --resume continues an interrupted run.
+    """
+    from .audio2vec.train import TrainConfig, train as run_training
+    from .errors import Audio2VecError
+
+    cfg = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed)
+    try:
+        run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2)
+    except Audio2VecError as exc:
+        raise _fail(exc)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,126 @@
+"""Settings: built-in defaults < ``config.yaml`` < environment (``AUDIO2VEC_*``) < explicit arguments.
+
+Every setting is a field of :class:`Settings`; the repository's ``config.yaml`` lists each one with
+its default and a comment (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParameterError
+
+ENV_PREFIX = "AUDIO2VEC_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one engine. Names carry their unit."""
+
+    #: folder holding the vector index and (by default) the SQLite catalog
+    index: str = "data/index"
+    #: SQLAlchemy URL of the catalog; empty means ``sqlite:///<index>/catalog.sqlite``
+    catalog_url: str = ""
+    #: Audio2Vec model: ``default`` (bundled weights) or a path to a model folder
+    model: str = "default"
+    #: FAISS ``index_factory`` string for the segment vectors (L2 metric; ids added by IDMap2)
+    index_factory: str = "IDMap2,Flat"
+    #: FAISS ``index_factory`` string for the whole-recording vectors used by ``similar``
+    similar_index_factory: str = "IDMap2,Flat"
+    #: time between the starts of two indexed segments (seconds; rounded to the model's frames)
+    segment_hop_s: float = 0.512
+    #: query windows per indexed segment hop: a clip is embedded at hop ``segment_hop_s / query_phases``
+    query_phases: int = 4
+    #: neighbours fetched per query window when looking for alignments (match mode)
+    neighbours: int = 20
+    #: candidate (recording, offset) alignments scored exactly per clip (match mode)
+    candidates: int = 50
+    #: results returned per clip
+    k: int = 5
+    #: query mode: ``match`` (where does this clip come from) or ``similar`` (what sounds like it)
+    mode: str = "match"
+    #: windows per encoder batch
+    batch_size: int = 512
+    #: indexing commits the catalog and saves the vectors after this many files
+    commit_every_files: int = 64
+
+    def replace(self, **changes: Any) -> "Settings":
+        """Return a copy with some fields changed (``None`` values are ignored)."""
+        return _validated(dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}))
+
+    @property
+    def index_dir(self) -> Path:
+        return Path(self.index).expanduser()
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{(self.index_dir / 'catalog.sqlite').resolve()}"
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    try:
+        if kind is bool and isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"setting {name!r}: cannot read {value!r} as {kind.__name__}") from exc
+
+
+def _validated(settings: Settings) -> Settings:
+    if settings.mode not in ("match", "similar"):
+        raise ParameterError(f"mode must be 'match' or 'similar', not {settings.mode!r}")
+    for name in ("query_phases", "neighbours", "candidates", "k", "batch_size", "commit_every_files"):
+        if getattr(settings, name) < 1:
+            raise ParameterError(f"setting {name!r} must be >= 1, got {getattr(settings, name)}")
+    if settings.segment_hop_s <= 0:
+        raise ParameterError(f"segment_hop_s must be > 0 seconds, got {settings.segment_hop_s}")
+    return settings
+
+
+def default_config_file() -> Path | None:
+    """``$AUDIO2VEC_CONFIG`` if set, else ``./config.yaml`` if it exists."""
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env:
+        return Path(env)
+    here = Path("config.yaml")
+    return here if here.is_file() else None
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Settings:
+    """Resolve the settings.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        YAML file; default :func:`default_config_file`.
+    **overrides
+        Explicit values (e.g. from CLI options); ``None`` means "not given".
+    """
+    types = {f.name: type(f.default) for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = Path(path) if path is not None else default_config_file()
+    if path is not None:
+        if not path.is_file():
+            raise ParameterError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"{path}: expected a mapping of settings")
+        unknown = set(loaded) - set(types)
+        if unknown:
+            raise ParameterError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(types)}")
+        values.update(loaded)
+    for name in types:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ParameterError(f"unknown settings {sorted(unknown)}")
+    return _validated(Settings(**{k: _coerce(k, v, types[k]) for k, v in values.items()}))

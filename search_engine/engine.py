@@ -1,0 +1,403 @@
+"""SearchEngine: one object that owns an index (vectors + catalog + model) and answers queries.
+
+On-disk layout of an index folder::
+
+    catalog.sqlite            files, segments, settings (unless catalog_url points elsewhere)
+    segments.<gen>.faiss      segment vectors, ids = segment ids
+    files.<gen>.faiss         whole-recording vectors, ids = file ids
+
+``<gen>`` is the generation recorded in the catalog. A write saves the new generation's vector
+files first, then commits the rows together with the new generation number, then deletes the old
+files; a crash at any point leaves the last committed generation intact and consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .audio import load, to_mono
+from .catalog import SCHEMA_VERSION, Catalog, File, FileRecord
+from .config import Settings, load_config
+from .errors import Audio2VecError, IndexMismatchError, IndexNotFoundError, ParameterError
+from .features import frames_for
+from .query import (
+    Alignment,
+    Match,
+    QueryResult,
+    aligned_pairs,
+    best_alignment_per_recording,
+    pool,
+    vote_alignments,
+)
+
+INDEX_FORMAT = 1
+_VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
+
+Clip = "str | os.PathLike | tuple[np.ndarray, int]"
+
+
+@dataclass
+class IndexedFile:
+    """A decoded and embedded file, ready to be stored by :meth:`SearchEngine.add`."""
+
+    record: FileRecord
+    vectors: np.ndarray  # [n, dim]
+    starts_s: np.ndarray  # [n]
+
+
+class SearchEngine:
+    """An open audio index.
+
+    Create with :meth:`create` or :meth:`open`; add files with :class:`indexer.Indexer`; ask with
+    :meth:`query` (one clip) or :meth:`query_batch` (many).
+    """
+
+    def __init__(self, settings: Settings, catalog: Catalog, encoder, stored: dict):
+        self.settings = settings
+        self.catalog = catalog
+        self.encoder = encoder
+        self.dir = settings.index_dir
+        self.generation = int(stored["generation"])
+        self.segment_hop_frames = int(stored["segment_hop_frames"])
+        self.model = stored["model"] if settings.model == "default" else settings.model
+        self._factories = (stored["index_factory"], stored["similar_index_factory"])
+        self._reload_vectors()
+
+    # --- opening ------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, index: str | os.PathLike | None = None, *, settings: Settings | None = None, **overrides) -> "SearchEngine":
+        """Create a new, empty index (or open it if one already exists with the same settings)."""
+        settings = _settings(index, settings, overrides)
+        return cls._open(settings, create=True)
+
+    @classmethod
+    def open(cls, index: str | os.PathLike | None = None, *, settings: Settings | None = None, **overrides) -> "SearchEngine":
+        """Open an existing index; raises :class:`IndexNotFoundError` if there is none."""
+        settings = _settings(index, settings, overrides)
+        return cls._open(settings, create=False)
+
+    @classmethod
+    def _open(cls, settings: Settings, *, create: bool) -> "SearchEngine":
+        from .audio2vec import Encoder
+
+        d = settings.index_dir
+        if not settings.catalog_url and not (d / "catalog.sqlite").exists():
+            if not create:
+                raise IndexNotFoundError(f"no index at {d} (create one with `audio2vec index PATH --index {d}`)")
+            d.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(settings.resolved_catalog_url)
+        stored = catalog.settings()
+        if not stored:
+            if not create:
+                raise IndexNotFoundError(f"no index at {d}: the catalog {settings.resolved_catalog_url} is empty")
+            encoder = Encoder.load(settings.model)
+            stored = cls._initial_settings(settings, encoder)
+            with catalog.Session.begin() as s:
+                Catalog.put_settings(s, stored)
+            d.mkdir(parents=True, exist_ok=True)
+        else:
+            encoder = cls._check_compatible(settings, stored)
+        return cls(settings, catalog, encoder, stored)
+
+    @staticmethod
+    def _initial_settings(settings: Settings, encoder) -> dict:
+        hop = frames_for(settings.segment_hop_s, encoder.features)
+        if hop % settings.query_phases:
+            raise ParameterError(
+                f"segment_hop_s={settings.segment_hop_s} is {hop} frames of "
+                f"{encoder.features.frame_s * 1000:.0f} ms, not a multiple of query_phases={settings.query_phases}"
+            )
+        return {
+            "format": INDEX_FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "model": settings.model,
+            "model_id": encoder.model_id,
+            "features": encoder.features.as_dict(),
+            "embedding_dim": encoder.dim,
+            "segment_hop_frames": hop,
+            "index_factory": settings.index_factory,
+            "similar_index_factory": settings.similar_index_factory,
+            "generation": 0,
+            "next_segment_id": 0,
+        }
+
+    @staticmethod
+    def _check_compatible(settings: Settings, stored: dict):
+        from .audio2vec import Encoder
+
+        if stored.get("format") != INDEX_FORMAT or stored.get("schema_version") != SCHEMA_VERSION:
+            raise IndexMismatchError(
+                f"index at {settings.index_dir} has format {stored.get('format')}/schema "
+                f"{stored.get('schema_version')}; this audio2vec reads {INDEX_FORMAT}/{SCHEMA_VERSION}"
+            )
+        # the model the index was built with, unless another one was asked for explicitly
+        model = stored["model"] if settings.model == "default" else settings.model
+        encoder = Encoder.load(model)
+        if encoder.model_id != stored["model_id"] or encoder.features.as_dict() != stored["features"]:
+            raise IndexMismatchError(
+                f"index at {settings.index_dir} was built with model {stored['model_id']} "
+                f"({stored['model']}); model {model!r} is {encoder.model_id}. Vectors of different models "
+                f"cannot be compared: query with --model {stored['model']} or rebuild the index into a new --index folder"
+            )
+        return encoder
+
+    def _vector_path(self, kind: str, generation: int) -> Path:
+        return self.dir / f"{kind}.{generation}.faiss"
+
+    def _reload_vectors(self) -> None:
+        """(Re)load the vector files of the current generation and the segment-to-file map."""
+        self.segments = self._load_vectors("segments", self._factories[0])
+        self.wholes = self._load_vectors("files", self._factories[1])
+        self._refresh_blocks()
+
+    def _load_vectors(self, kind: str, factory: str):
+        from .vectors import VectorIndex
+
+        path = self._vector_path(kind, self.generation)
+        if self.generation == 0 and not path.exists():
+            return VectorIndex.create(self.encoder.dim, factory)
+        if not path.exists():
+            raise IndexMismatchError(f"index at {self.dir} is damaged: {path.name} is missing")
+        return VectorIndex.load(path, factory)
+
+    def _refresh_blocks(self) -> None:
+        self.blocks = self.catalog.file_blocks()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "SearchEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- geometry -----------------------------------------------------------------------------------
+    @property
+    def query_hop_frames(self) -> int:
+        return self.segment_hop_frames // self.settings.query_phases
+
+    @property
+    def segment_hop_s(self) -> float:
+        return self.segment_hop_frames * self.encoder.features.frame_s
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.encoder.features.sample_rate_hz
+
+    # --- writing ------------------------------------------------------------------------------------
+    def embed(self, y: np.ndarray, *, source: object = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
+        """Segment vectors of a mono waveform at the model rate, one every segment hop.
+
+        Returns ``(vectors [n, dim], starts_s [n])``.
+        """
+        e = self.encoder.embed(y, hop_frames=self.segment_hop_frames, batch_size=self.settings.batch_size, source=source)
+        return e.vectors, e.starts_s
+
+    def add(self, items: Sequence[IndexedFile], *, replace: Iterable[File] = ()) -> list[int]:
+        """Store embedded files (and drop the rows and vectors of ``replace``) in one atomic step.
+
+        Returns the new file ids.
+        """
+        items = list(items)
+        replace = list(replace)
+        if not items and not replace:
+            return []
+        old_gen, new_gen = self.generation, self.generation + 1
+        removed = _removed_ids(replace)
+        try:
+            with self.catalog.Session.begin() as s:
+                next_id = int(self.catalog.settings(s)["next_segment_id"])
+                Catalog.delete_files(s, replace)
+                file_ids = []
+                for it in items:
+                    fid = Catalog.add_file(s, it.record, next_id, it.starts_s)
+                    seg_ids = next_id + np.arange(len(it.vectors), dtype=np.int64)
+                    self.segments.add(it.vectors, seg_ids)
+                    self.wholes.add(pool(it.vectors)[None], np.array([fid], dtype=np.int64))
+                    file_ids.append(fid)
+                    next_id += len(it.vectors)
+                self.segments.remove(removed[0])
+                self.wholes.remove(removed[1])
+                self._save_vectors(new_gen)
+                Catalog.put_settings(s, {"generation": new_gen, "next_segment_id": next_id})
+        except BaseException:
+            # the catalog rolled back and still names old_gen: go back to its vector files
+            for kind in ("segments", "files"):
+                self._vector_path(kind, new_gen).unlink(missing_ok=True)
+            self._reload_vectors()
+            raise
+        self.generation = new_gen
+        self._delete_stale_vectors()
+        self._refresh_blocks()
+        return file_ids
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
+        """Remove files (or every file under a folder) from the index; returns the removed paths."""
+        files: dict[int, File] = {}
+        for p in paths:
+            for f in self.catalog.files_under(str(Path(p).expanduser().resolve())) or self.catalog.files_under(str(p)):
+                files[f.id] = f
+        self.add([], replace=files.values())
+        return sorted(f.path for f in files.values())
+
+    def _save_vectors(self, generation: int) -> None:
+        self.segments.save(self._vector_path("segments", generation))
+        self.wholes.save(self._vector_path("files", generation))
+
+    def _delete_stale_vectors(self) -> None:
+        for p in self.dir.iterdir():
+            m = _VECTOR_FILE.match(p.name)
+            if m and int(m.group(2)) != self.generation:
+                p.unlink(missing_ok=True)
+            elif p.name.endswith(".faiss.tmp") or (".faiss." in p.name and p.name.endswith(".tmp")):
+                p.unlink(missing_ok=True)
+
+    # --- reading ------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counts and settings of the index, as a JSON-ready dict."""
+        c = self.catalog.counts()
+        files_bytes = sum(p.stat().st_size for p in self.dir.glob(f"*.{self.generation}.faiss"))
+        return {
+            "index": str(self.dir),
+            "catalog": self.catalog.url,
+            "files": c["files"],
+            "hours": round(c["hours"], 4),
+            "segments": c["segments"],
+            "vectors": len(self.segments),
+            "model": self.model,
+            "model_id": self.encoder.model_id,
+            "embedding_dim": self.encoder.dim,
+            "segment_hop_s": round(self.segment_hop_s, 4),
+            "index_factory": self._factories[0],
+            "similar_index_factory": self._factories[1],
+            "vector_bytes": files_bytes,
+            "bytes_per_segment": round(files_bytes / max(1, c["segments"]), 1),
+            "generation": self.generation,
+        }
+
+    def load_clip(self, clip) -> tuple[str, np.ndarray]:
+        """A clip (path, or ``(waveform, sample_rate)``) as ``(name, mono waveform at the model rate)``."""
+        if isinstance(clip, tuple):
+            y, sr = clip
+            return "<waveform>", to_mono(np.asarray(y), int(sr), sr=self.sample_rate_hz)
+        y, _ = load(clip, sr=self.sample_rate_hz)
+        return str(clip), y
+
+    def query(self, clip, *, k: int | None = None, mode: str | None = None) -> list[Match]:
+        """Recordings for one clip, nearest first. Raises on a bad clip.
+
+        Parameters
+        ----------
+        clip : path-like or (np.ndarray, int)
+            An audio file, or a waveform and its sample rate in Hz.
+        k : int, optional
+            Results wanted (default: settings ``k``).
+        mode : {"match", "similar"}, optional
+        """
+        result = self.query_batch([clip], k=k, mode=mode, raise_errors=True)[0]
+        return result.matches
+
+    def query_batch(self, clips: Sequence, *, k: int | None = None, mode: str | None = None, raise_errors: bool = False) -> list[QueryResult]:
+        """Answer many clips; their windows go through the encoder and FAISS in shared batches.
+
+        A clip that cannot be read gives a :class:`QueryResult` with ``error`` set (or raises, with
+        ``raise_errors``); the others are still answered, in the order given.
+        """
+        k = k or self.settings.k
+        mode = mode or self.settings.mode
+        if mode not in ("match", "similar"):
+            raise ParameterError(f"mode must be 'match' or 'similar', not {mode!r}")
+        results, prepared = [], []
+        for clip in clips:
+            name = "<waveform>" if isinstance(clip, tuple) else str(clip)
+            res = QueryResult(query=name)
+            results.append(res)
+            t0 = time.perf_counter()
+            try:
+                name, y = self.load_clip(clip)
+                t1 = time.perf_counter()
+                x, starts = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
+                prepared.append((res, x))
+                res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
+            except Audio2VecError as exc:
+                if raise_errors:
+                    raise
+                res.error = str(exc)
+        if not prepared or len(self.segments) == 0:
+            return results
+        t0 = time.perf_counter()
+        z = self.encoder.encode(np.concatenate([x for _, x in prepared]), batch_size=self.settings.batch_size)
+        per_clip = (time.perf_counter() - t0) / len(prepared)
+        pos = 0
+        for res, x in prepared:
+            vecs = z[pos : pos + len(x)]
+            pos += len(x)
+            res.timings["encoder"] = per_clip
+            res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, k, res.timings)
+        return results
+
+    def _match(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
+        phases = self.settings.query_phases
+        t0 = time.perf_counter()
+        _, ids = self.segments.search(q, self.settings.neighbours)
+        t1 = time.perf_counter()
+        rows, within = self.blocks.locate(ids)
+        scored = []
+        for row, offset in vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates):
+            qi, seg = aligned_pairs(offset, len(q), int(self.blocks.counts[row]), phases=phases)
+            if len(qi) == 0 or 2 * len(qi) < len(_phase_class(offset, len(q), phases)):
+                continue  # the clip would hang out of the recording by more than half
+            r = self.segments.reconstruct(self.blocks.first_ids[row] + seg)
+            d = float(np.linalg.norm(q[qi] - r, axis=1).mean())
+            scored.append(Alignment(row, offset, d, len(qi)))
+        best = best_alignment_per_recording(scored, k)
+        files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
+        hop_s = self.segment_hop_s / phases
+        out = []
+        for rank, a in enumerate(best, 1):
+            f = files[int(self.blocks.file_ids[a.row])]
+            out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows))
+        timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
+        return out
+
+    def _similar(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
+        t0 = time.perf_counter()
+        v = pool(q)
+        dist, ids = self.wholes.search(v[None], k)
+        t1 = time.perf_counter()
+        found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]
+        files = self.catalog.files_by_id(i for _, i in found)
+        out = []
+        for rank, (d, fid) in enumerate(found, 1):
+            f = files[fid]
+            segs = self.segments.reconstruct(f.first_segment_id + np.arange(f.n_segments))
+            nearest = int(np.argmin(np.linalg.norm(segs - v, axis=1))) if len(segs) else 0
+            out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0))
+        timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
+        return out
+
+
+def _phase_class(offset: int, n_windows: int, phases: int) -> np.ndarray:
+    i = np.arange(n_windows)
+    return i[(offset + i) % phases == 0]
+
+
+def _removed_ids(files: list[File]) -> tuple[np.ndarray, np.ndarray]:
+    seg = [f.first_segment_id + np.arange(f.n_segments, dtype=np.int64) for f in files]
+    return (
+        np.concatenate(seg) if seg else np.empty(0, np.int64),
+        np.array([f.id for f in files], dtype=np.int64),
+    )
+
+
+def _settings(index, settings: Settings | None, overrides: dict) -> Settings:
+    base = settings or load_config()
+    return base.replace(index=str(index) if index is not None else None, **overrides)

@@ -1,0 +1,31 @@
+"""The exception classes of audio2vec: one root, one class per kind of failure."""
+
+from __future__ import annotations
+
+
+class Audio2VecError(Exception):
+    """Root of every error audio2vec raises on purpose."""
+
+
+class DecodeError(Audio2VecError):
+    """A file or waveform cannot be used as audio (empty, truncated, not audio, silent, ...).
+
+    The message always starts with the file name (or ``<waveform>``) and then the reason.
+    """
+
+    def __init__(self, source: object, reason: str):
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+class ParameterError(Audio2VecError):
+    """A setting or argument is out of range or inconsistent with another."""
+
+
+class IndexMismatchError(Audio2VecError):
+    """An index was built with other model or feature settings than the ones asked for."""
+
+
+class IndexNotFoundError(Audio2VecError):
+    """No index exists at the given location."""

@@ -1,0 +1,154 @@
+"""Log-mel spectrograms and the fixed windows the encoder reads.
+
+Pure functions on arrays. Frames are not centred: frame ``t`` covers samples
+``[t * hop_length, t * hop_length + n_fft)``, so a window starting at frame ``f`` starts at
+``f * hop_length / sr`` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import librosa
+import numpy as np
+
+from .errors import DecodeError, ParameterError
+
+_CHUNK_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a waveform becomes encoder input. Stored with every model and every index."""
+
+    sample_rate_hz: int = 16000
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 64
+    fmin_hz: float = 60.0
+    fmax_hz: float = 7800.0
+    window_frames: int = 64
+    #: dynamic range kept below each window's loudest bin (dB)
+    top_db: float = 80.0
+
+    @property
+    def frame_s(self) -> float:
+        """Seconds between two frames."""
+        return self.hop_length / self.sample_rate_hz
+
+    @property
+    def window_s(self) -> float:
+        """Seconds of audio one window covers."""
+        return ((self.window_frames - 1) * self.hop_length + self.n_fft) / self.sample_rate_hz
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def log_mel(y: np.ndarray, *, settings: FeatureSettings) -> np.ndarray:
+    """Log-power mel spectrogram.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,), dtype=float32]
+        Mono waveform at ``settings.sample_rate_hz``.
+    settings : FeatureSettings
+
+    Returns
+    -------
+    mel : np.ndarray [shape=(frames, n_mels), dtype=float32]
+        Power in dB (``10 log10``), floored at -100 dB; ``frames = 1 + (n - n_fft) // hop_length``
+        (0 when ``n < n_fft``). Long signals are processed in chunks, so memory stays bounded.
+    """
+    s = settings
+    n_frames = 0 if len(y) < s.n_fft else 1 + (len(y) - s.n_fft) // s.hop_length
+    out = np.empty((n_frames, s.n_mels), dtype=np.float32)
+    basis = _mel_basis(s)
+    for start in range(0, n_frames, _CHUNK_FRAMES):
+        stop = min(n_frames, start + _CHUNK_FRAMES)
+        seg = y[start * s.hop_length : (stop - 1) * s.hop_length + s.n_fft]
+        spec = np.abs(librosa.stft(seg, n_fft=s.n_fft, hop_length=s.hop_length, center=False)) ** 2
+        out[start:stop] = (basis @ spec).T
+    np.maximum(out, 1e-10, out=out)
+    np.log10(out, out=out)
+    out *= 10.0
+    return out
+
+
+def _mel_basis(s: FeatureSettings) -> np.ndarray:
+    return librosa.filters.mel(
+        sr=s.sample_rate_hz, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin_hz, fmax=s.fmax_hz
+    ).astype(np.float32)
+
+
+def window_starts(n_frames: int, *, window_frames: int, hop_frames: int) -> np.ndarray:
+    """First frame of each window: ``0, hop, 2*hop, ...`` while the window fits.
+
+    Signals shorter than one window but at least half a window long give one window (padded by
+    :func:`windows`); shorter ones give none.
+    """
+    if hop_frames < 1:
+        raise ParameterError(f"hop_frames must be >= 1, got {hop_frames}")
+    if n_frames >= window_frames:
+        return np.arange(0, n_frames - window_frames + 1, hop_frames, dtype=np.int64)
+    return np.zeros(1 if 2 * n_frames >= window_frames else 0, dtype=np.int64)
+
+
+def windows(mel: np.ndarray, *, window_frames: int, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a spectrogram into fixed windows.
+
+    Parameters
+    ----------
+    mel : np.ndarray [shape=(frames, n_mels)]
+    window_frames, hop_frames : int > 0
+        Window length and hop in frames.
+
+    Returns
+    -------
+    win : np.ndarray [shape=(n, window_frames, n_mels)]
+        A read-only strided view of ``mel`` (a padded copy when the signal is shorter than one window).
+    starts : np.ndarray [shape=(n,), dtype=int64]
+        First frame of each window.
+    """
+    starts = window_starts(len(mel), window_frames=window_frames, hop_frames=hop_frames)
+    if len(mel) < window_frames:
+        mel = np.pad(mel, ((0, window_frames - len(mel)), (0, 0)), mode="edge" if len(mel) else "constant")
+    view = np.lib.stride_tricks.sliding_window_view(mel, window_frames, axis=0)  # (n, mels, W)
+    return view[starts].transpose(0, 2, 1), starts
+
+
+def normalize_windows(win: np.ndarray, *, top_db: float) -> np.ndarray:
+    """Encoder input: each window's dB values floored at ``max - top_db``, minus its mean, / 20 dB.
+
+    This makes the input independent of playback gain.
+
+    Parameters
+    ----------
+    win : np.ndarray [shape=(n, frames, n_mels)], dB
+    top_db : float > 0, dB
+
+    Returns
+    -------
+    x : np.ndarray [shape=(n, frames, n_mels), dtype=float32]
+    """
+    x = np.array(win, dtype=np.float32)
+    if len(x) == 0:
+        return x
+    peak = x.max(axis=(1, 2), keepdims=True)
+    np.maximum(x, peak - top_db, out=x)
+    x -= x.mean(axis=(1, 2), keepdims=True)
+    x /= 20.0
+    return x
+
+
+def frames_for(seconds: float, settings: FeatureSettings) -> int:
+    """Number of whole frames closest to ``seconds`` (at least 1)."""
+    return max(1, int(round(seconds / settings.frame_s)))
+
+
+def require_windows(n_windows: int, *, source: object, duration_s: float, settings: FeatureSettings) -> None:
+    """Raise :class:`DecodeError` when a signal is too short to give a single window."""
+    if n_windows == 0:
+        raise DecodeError(
+            source, f"too short: {duration_s:.3f} s, at least {settings.window_s / 2:.2f} s of audio is needed"
+        )

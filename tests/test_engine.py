@@ -1,0 +1,114 @@
+"""Index -> query round trips through the Python API: right file, right offset, reopen, remove."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_engine import DecodeError, IndexMismatchError, IndexNotFoundError, SearchEngine
+from synth import SR, add_noise, tune
+
+
+def _clip(y, start_s, seconds):
+    return y[int(start_s * SR) : int((start_s + seconds) * SR)]
+
+
+CASES = [(0, 3.3, 5.0, None), (1, 11.7, 6.0, None), (2, 4.1, 5.0, 10.0), (4, 15.25, 6.0, 10.0), (5, 0.0, 4.0, None)]
+
+
+@pytest.mark.parametrize("file_no,start_s,seconds,snr_db", CASES)
+def test_match_finds_file_and_offset(engine, library, file_no, start_s, seconds, snr_db):
+    path, y = list(library.items())[file_no]
+    clip = _clip(y, start_s, seconds)
+    if snr_db is not None:
+        clip = add_noise(clip, snr_db=snr_db, seed=file_no)
+    matches = engine.query((clip, SR), k=3)
+    assert matches[0].path == path
+    assert abs(matches[0].offset_s - start_s) <= 0.5
+    assert [m.rank for m in matches] == list(range(1, len(matches) + 1))
+    assert all(a.distance <= b.distance for a, b in zip(matches, matches[1:]))
+
+
+def test_clip_at_other_sample_rate_and_gain(engine, library):
+    import soxr
+
+    path, y = list(library.items())[3]
+    clip = soxr.resample(0.2 * _clip(y, 8.0, 5.0), SR, 22050)
+    m = engine.query((clip, 22050), k=1)[0]
+    assert m.path == path and abs(m.offset_s - 8.0) <= 0.5
+
+
+def test_similar_mode_ranks_the_source_first(engine, library):
+    for path, y in list(library.items())[:3]:
+        found = engine.query((y, SR), k=3, mode="similar")
+        assert found[0].path == path
+        assert found[0].distance < found[1].distance
+
+
+def test_unknown_clip_is_farther_than_a_known_one(engine, library):
+    path, y = next(iter(library.items()))
+    known = engine.query((_clip(y, 2.0, 5.0), SR), k=1)[0]
+    unknown = engine.query((tune(999, 5.0), SR), k=1)[0]
+    assert known.distance < unknown.distance
+
+
+def test_bad_clips_raise_or_report(engine, library, tmp_path):
+    with pytest.raises(DecodeError, match="too short"):
+        engine.query((tune(1, 0.2), SR))
+    with pytest.raises(DecodeError, match="silence"):
+        engine.query((np.zeros(SR * 2, dtype=np.float32), SR))
+    path, y = next(iter(library.items()))
+    results = engine.query_batch([str(tmp_path / "missing.wav"), (_clip(y, 5.0, 4.0), SR)], k=1)
+    assert results[0].error and "missing.wav" in results[0].error and not results[0].matches
+    assert results[1].error is None and results[1].matches[0].path == path
+
+
+def test_batch_equals_single_queries(engine, library):
+    clips = [(_clip(y, 1.0 + i, 4.0), SR) for i, y in enumerate(library.values())]
+    batch = engine.query_batch(clips, k=2)
+    for clip, res in zip(clips, batch):
+        single = engine.query(clip, k=2)
+        assert [(m.path, m.offset_s) for m in single] == [(m.path, m.offset_s) for m in res.matches]
+        assert np.allclose([m.distance for m in single], [m.distance for m in res.matches], atol=1e-5)
+
+
+def test_reopened_index_gives_same_answers(built_index, engine, library):
+    clip = (_clip(list(library.values())[2], 6.0, 5.0), SR)
+    before = engine.query(clip, k=3)
+    with SearchEngine.open(built_index) as again:
+        after = again.query(clip, k=3)
+    assert before == after
+
+
+def test_catalog_and_vectors_agree(engine, library):
+    from sqlalchemy import select
+
+    from search_engine.catalog import Segment
+
+    with engine.catalog.Session() as s:
+        seg_ids = set(s.scalars(select(Segment.id)))
+    assert seg_ids == set(engine.segments.ids())
+    assert len(engine.wholes) == len(library)
+    stats = engine.stats()
+    assert stats["files"] == len(library) and stats["segments"] == len(seg_ids)
+
+
+def test_open_missing_index_fails_clearly(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="no index"):
+        SearchEngine.open(tmp_path / "nothing")
+
+
+def test_index_refuses_another_model(built_index, tmp_path):
+    import shutil
+
+    from search_engine.audio2vec import DEFAULT_MODEL_DIR
+
+    other = tmp_path / "other_model"
+    shutil.copytree(DEFAULT_MODEL_DIR, other)
+    import json
+
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["model_id"] = "0123456789abcdef"
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(IndexMismatchError, match="rebuild"):
+        SearchEngine.open(built_index, model=str(other))
