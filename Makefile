@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python data/demo.py
+	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python data/demo.py
 
 test: install
 	$(BIN)/python -m pytest

@@ -36,9 +36,9 @@ class Settings:
     #: time between the starts of two indexed segments (seconds; rounded to the model's frames)
     segment_hop_s: float = 0.512
     #: query windows per indexed segment hop: a clip is embedded at hop ``segment_hop_s / query_phases``
-    query_phases: int = 4
+    query_phases: int = 16
     #: neighbours fetched per query window when looking for alignments (match mode)
-    neighbours: int = 20
+    neighbours: int = 10
     #: candidate (recording, offset) alignments scored exactly per clip (match mode)
     candidates: int = 50
     #: results returned per clip

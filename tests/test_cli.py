@@ -1,0 +1,99 @@
+"""The CLI contract: --help everywhere, --json lines, exit codes; the CLI agrees with the API."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from search_engine.cli import app
+from synth import SR
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["index", "query", "remove", "stats", "train"])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output) > 200
+    if command == "query":
+        for opt in ("--index", "--json", "--mode", "-k"):
+            assert opt in result.output
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, library):
+    folder = tmp_path_factory.mktemp("cli_index")
+    lib = os.path.dirname(next(iter(library)))
+    bad = tmp_path_factory.mktemp("bad") / "bad.wav"
+    bad.write_bytes(b"not audio")
+    result = runner.invoke(app, ["index", lib, str(bad), "--index", str(folder), "--json"])
+    assert result.exit_code == 3, result.output  # some files failed, the rest indexed
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["added"] == len(library) and summary["failed"] == 1
+    assert "bad.wav" in result.stderr and "not a readable audio file" in result.stderr
+    return folder
+
+
+def test_query_json_contract_and_api_agreement(cli_index, library, tmp_path):
+    from search_engine import SearchEngine
+
+    clips = []
+    for i, (path, y) in enumerate(list(library.items())[:3]):
+        clip = tmp_path / f"clip{i}.wav"
+        sf.write(clip, y[(2 + i) * SR : (7 + i) * SR], SR)
+        clips.append(str(clip))
+    missing = str(tmp_path / "missing.wav")
+    result = runner.invoke(app, ["query", clips[0], missing, clips[1], clips[2], "--index", str(cli_index), "--json", "-k", "2"])
+    assert result.exit_code == 3
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [line["query"] for line in lines] == [clips[0], missing, clips[1], clips[2]]
+    assert lines[1]["results"] == [] and "missing.wav" in lines[1]["error"]
+    with SearchEngine.open(cli_index) as engine:
+        for line, clip, (path, _) in zip([lines[0], lines[2], lines[3]], clips, library.items()):
+            assert set(line) == {"query", "results"}
+            assert [set(r) for r in line["results"]] == [{"rank", "path", "distance", "offset_s"}] * 2
+            assert line["results"][0]["path"] == path
+            api = engine.query(clip, k=2)
+            assert [(r["path"], r["offset_s"]) for r in line["results"]] == [(m.path, m.offset_s) for m in api]
+            assert [r["distance"] for r in line["results"]] == pytest.approx([m.distance for m in api], abs=1e-5)
+
+
+def test_table_output_stats_and_remove(cli_index, library):
+    path, y = next(iter(library.items()))
+    result = runner.invoke(app, ["query", path, "--index", str(cli_index), "--mode", "similar", "-k", "1"])
+    assert result.exit_code == 0 and os.path.basename(path) in result.stdout
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(cli_index), "--json"]).stdout)
+    assert stats["files"] == len(library) and stats["index_factory"] == "IDMap2,Flat"
+    result = runner.invoke(app, ["remove", path, "--index", str(cli_index), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["removed"] == [path]
+    stats = json.loads(runner.invoke(app, ["stats", "--index", str(cli_index), "--json"]).stdout)
+    assert stats["files"] == len(library) - 1
+
+
+def test_query_without_index_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["query", "x.wav", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no index" in result.stderr
+
+
+def test_train_refuses_too_little_audio_and_trains_a_loadable_model(tmp_path):
+    from synth import tune
+
+    lib = tmp_path / "train"
+    lib.mkdir()
+    sf.write(lib / "a.wav", tune(1, 5.0), SR)
+    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "too little training audio" in result.stderr
+    for i in range(4):
+        sf.write(lib / f"b{i}.wav", tune(10 + i, 12.0), SR)
+    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    from search_engine.audio2vec import Encoder
+
+    enc = Encoder.load(tmp_path / "m")
+    v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
+    assert v.shape[1] == enc.dim
