@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import random
 import re
 import shutil

@@ -40,7 +40,6 @@ from .query import (
 INDEX_FORMAT = 1
 _VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
 
-Clip = "str | os.PathLike | tuple[np.ndarray, int]"
 
 
 @dataclass
@@ -210,7 +209,7 @@ class SearchEngine:
         replace = list(replace)
         if not items and not replace:
             return []
-        old_gen, new_gen = self.generation, self.generation + 1
+        new_gen = self.generation + 1
         removed = _removed_ids(replace)
         try:
             with self.catalog.Session.begin() as s:

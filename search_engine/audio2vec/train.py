@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import find_audio_files, load
-from ..errors import Audio2VecError, DecodeError, ParameterError
+from ..errors import DecodeError, ParameterError
 from ..features import FeatureSettings, log_mel, normalize_windows
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, weights_id
 from .model import Architecture
@@ -274,4 +274,4 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
 
-__all__ = ["TrainConfig", "train", "Audio2VecError"]
+__all__ = ["TrainConfig", "train"]
