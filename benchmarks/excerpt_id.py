@@ -89,9 +89,9 @@ def main(argv=None) -> int:
           f"= {report.realtime_factor:.0f}x realtime (model load {load_s:.1f} s, not counted)", file=sys.stderr)
 
     # clips: the same start times for every condition
-    sources = []
+    sources, audio = [], {}
     for path in files:
-        y, _ = load(path, sr=SR)
+        y = audio[str(path.resolve())] = load(path, sr=SR)[0]
         for seconds in args.durations:
             if len(y) < (seconds + 1) * SR:
                 continue
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
             for path, dur, start in sources:
                 if dur != seconds:
                     continue
-                y = load(path, sr=SR)[0]
+                y = audio[path]
                 clip = y[int(start * SR) : int((start + dur) * SR)]
                 clip44 = None
                 if cond == "mp3_32k":

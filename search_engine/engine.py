@@ -323,7 +323,7 @@ class SearchEngine:
             try:
                 name, y = self.load_clip(clip)
                 t1 = time.perf_counter()
-                x, starts = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
+                x, _ = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
                 prepared.append((res, x))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
@@ -351,8 +351,8 @@ class SearchEngine:
         rows, within = self.blocks.locate(ids)
         scored = []
         for row, offset in vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates):
-            qi, seg = aligned_pairs(offset, len(q), int(self.blocks.counts[row]), phases=phases)
-            if len(qi) == 0 or 2 * len(qi) < len(_phase_class(offset, len(q), phases)):
+            qi, seg, in_phase = aligned_pairs(offset, len(q), int(self.blocks.counts[row]), phases=phases)
+            if len(qi) == 0 or 2 * len(qi) < in_phase:
                 continue  # the clip would hang out of the recording by more than half
             r = self.segments.reconstruct(self.blocks.first_ids[row] + seg)
             d = float(np.linalg.norm(q[qi] - r, axis=1).mean())
@@ -382,11 +382,6 @@ class SearchEngine:
             out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0))
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
         return out
-
-
-def _phase_class(offset: int, n_windows: int, phases: int) -> np.ndarray:
-    i = np.arange(n_windows)
-    return i[(offset + i) % phases == 0]
 
 
 def _removed_ids(files: list[File]) -> tuple[np.ndarray, np.ndarray]:

@@ -99,16 +99,18 @@ def vote_alignments(
     return chosen
 
 
-def aligned_pairs(offset: int, n_windows: int, n_segments: int, *, phases: int) -> tuple[np.ndarray, np.ndarray]:
+def aligned_pairs(offset: int, n_windows: int, n_segments: int, *, phases: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Query windows and recording segments that line up exactly under ``offset`` (in query hops).
 
-    Returns ``(query window indices, segment indices)``: windows ``i`` with ``offset + i`` a multiple
-    of ``phases`` and the segment ``(offset + i) / phases`` inside the recording.
+    Returns ``(query window indices, segment indices, phase_windows)``: windows ``i`` with
+    ``offset + i`` a multiple of ``phases`` and the segment ``(offset + i) / phases`` inside the
+    recording; ``phase_windows`` counts the windows of that phase whether or not they fall inside.
     """
     i = np.arange(n_windows)
     pos = offset + i
-    keep = (pos % phases == 0) & (pos >= 0) & (pos // phases < n_segments)
-    return i[keep], pos[keep] // phases
+    in_phase = pos % phases == 0
+    keep = in_phase & (pos >= 0) & (pos // phases < n_segments)
+    return i[keep], pos[keep] // phases, int(in_phase.sum())
 
 
 def best_alignment_per_recording(alignments: list[Alignment], k: int) -> list[Alignment]:
