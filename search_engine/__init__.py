@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import Settings, load_config
-from .errors import Audio2VecError, DecodeError, IndexMismatchError, IndexNotFoundError, ParameterError
+from .errors import Audio2VecError, DecodeError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import SearchEngine
@@ -37,6 +37,7 @@ def __getattr__(name: str):
 __all__ = [
     "Audio2VecError",
     "DecodeError",
+    "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
     "Match",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -26,13 +27,19 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-#: version of the table layout below; stored in the settings table
-SCHEMA_VERSION = 1
+from .errors import IndexMismatchError
+
+#: where Alembic finds the migrations of the tables below
+MIGRATIONS = "search_engine:migrations"
+#: the revision of a catalog written before the catalog had migrations (tables of 0001, no alembic_version)
+_FIRST_REVISION = "0001"
 
 
 class Base(DeclarativeBase):
@@ -105,6 +112,8 @@ class FileBlocks:
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
+    # let SQLAlchemy's "begin" event emit BEGIN, so a read session is one snapshot (WAL) too
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
@@ -113,24 +122,96 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
+def _sqlite_begin(conn):
+    conn.exec_driver_sql("BEGIN")
+
+
 class Catalog:
-    """The SQL side of an index."""
+    """The SQL side of an index. Call :meth:`upgrade` (under the index's writer lock) when
+    :meth:`needs_upgrade` says the tables are missing or older than this code."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # --- schema ---------------------------------------------------------------------------------
+    @staticmethod
+    def _alembic():
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", MIGRATIONS)
+        return cfg, ScriptDirectory.from_config(cfg)
+
+    def revision(self) -> str | None:
+        """The catalog's schema revision; ``None`` for an empty database."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current is None and inspect(conn).has_table("files"):
+                return _FIRST_REVISION
+        return current
+
+    def needs_upgrade(self) -> bool:
+        """True when the tables are missing or older than this code's models.
+
+        Raises :class:`IndexMismatchError` for a catalog written by a newer audio2vec.
+        """
+        _, script = self._alembic()
+        current = self.revision()
+        if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+            raise IndexMismatchError(
+                f"catalog {self.url} has schema revision {current}, which this audio2vec does not know "
+                f"(it reads up to {script.get_current_head()}): it was written by a newer audio2vec; upgrade audio2vec"
+            )
+        return current != script.get_current_head()
+
+    def upgrade(self) -> str | None:
+        """Create the tables, or migrate them to this code's revision (Alembic).
+
+        An SQLite catalog that already holds files is first copied to ``<file>.pre-<revision>``.
+        Returns the path of that backup, if one was made.
+        """
+        from alembic import command
+
+        cfg, _ = self._alembic()
+        current = self.revision()
+        backup = None
+        if current is not None and self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            backup = f"{self.engine.url.database}.pre-{current}"
+            if os.path.exists(backup):
+                os.unlink(backup)
+            raw = self.engine.raw_connection()  # VACUUM INTO cannot run inside a transaction
+            try:
+                raw.driver_connection.execute("VACUUM INTO ?", (backup,))
+            finally:
+                raw.close()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            if current is not None and not inspect(conn).has_table("alembic_version"):
+                command.stamp(cfg, current)  # a catalog from before migrations existed
+            command.upgrade(cfg, "head")
+        return backup
+
     # --- settings -------------------------------------------------------------------------------
     def settings(self, session: Session | None = None) -> dict[str, Any]:
         with self._maybe(session) as s:
             return {row.key: json.loads(row.value) for row in s.scalars(select(IndexSetting))}
+
+    def generation(self) -> int:
+        """The committed generation of the vector files (one small SELECT)."""
+        with self.Session() as s:
+            value = s.scalar(select(IndexSetting.value).where(IndexSetting.key == "generation"))
+        return int(json.loads(value)) if value is not None else 0
 
     @staticmethod
     def put_settings(session: Session, values: dict[str, Any]) -> None:
@@ -188,11 +269,42 @@ class Catalog:
         with self._maybe(session) as s:
             return {f.id: f for f in s.scalars(select(File).where(File.id.in_(ids)))} if ids else {}
 
-    def file_blocks(self) -> FileBlocks:
-        with self.Session() as s:
+    def files_by_hash(self, hashes: Iterable[str], session: Session | None = None) -> dict[str, list[File]]:
+        """Files with each content hash (identical bytes), keyed by hash."""
+        hashes = list(set(hashes))
+        out: dict[str, list[File]] = {}
+        with self._maybe(session) as s:
+            for i in range(0, len(hashes), 500):
+                for f in s.scalars(select(File).where(File.content_hash.in_(hashes[i : i + 500])).order_by(File.id)):
+                    out.setdefault(f.content_hash, []).append(f)
+        return out
+
+    @staticmethod
+    def update_file(session: Session, file_id: int, **values) -> None:
+        """Change columns of one file row, e.g. ``path`` after a move (not committed)."""
+        session.execute(update(File).where(File.id == file_id).values(**values))
+
+    def segment_starts(self, file: File, session: Session | None = None) -> np.ndarray:
+        """Start times (s) of a file's segments, in segment order."""
+        with self._maybe(session) as s:
+            rows = s.scalars(select(Segment.start_s).where(Segment.file_id == file.id).order_by(Segment.id)).all()
+        return np.array(rows, dtype=np.float64)
+
+    def segment_ids(self, session: Session | None = None) -> np.ndarray:
+        """Every segment id in the catalog, sorted."""
+        with self._maybe(session) as s:
+            return np.array(s.scalars(select(Segment.id).order_by(Segment.id)).all(), dtype=np.int64)
+
+    def file_blocks(self, session: Session | None = None) -> FileBlocks:
+        with self._maybe(session) as s:
             rows = s.execute(select(File.first_segment_id, File.n_segments, File.id).order_by(File.first_segment_id)).all()
         arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
         return FileBlocks(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
+
+    def snapshot(self) -> tuple[dict[str, Any], FileBlocks]:
+        """The settings and the segment-to-file map, read in one transaction: one committed state."""
+        with self.Session() as s:
+            return self.settings(s), self.file_blocks(s)
 
     def counts(self) -> dict[str, float]:
         with self.Session() as s:

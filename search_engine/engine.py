@@ -6,9 +6,14 @@ On-disk layout of an index folder::
     segments.<gen>.faiss      segment vectors, ids = segment ids
     files.<gen>.faiss         whole-recording vectors, ids = file ids
 
+    index.lock                held by the one process that writes (readers never take it)
+
 ``<gen>`` is the generation recorded in the catalog. A write saves the new generation's vector
 files first, then commits the rows together with the new generation number, then deletes the old
-files; a crash at any point leaves the last committed generation intact and consistent.
+files; a crash at any point leaves the last committed generation intact and consistent. Readers
+read the generation and the rows in one transaction and then load that generation's files, so
+they always see one committed state, and :meth:`SearchEngine.refresh` (called by every query)
+moves them to the newest one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,9 +29,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .audio import load, to_mono
-from .catalog import SCHEMA_VERSION, Catalog, File, FileRecord
+from .catalog import Catalog, File, FileRecord
 from .config import Settings, load_config
-from .errors import Audio2VecError, IndexMismatchError, IndexNotFoundError, ParameterError
+from .errors import Audio2VecError, DecodeError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
 from .features import frames_for
 from .query import (
     Alignment,
@@ -39,7 +45,8 @@ from .query import (
 
 INDEX_FORMAT = 1
 _VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
-
+#: settings whose change makes an index's vectors incomparable with a model's
+_GUARDED = ("model_id", "features", "embedding_dim")
 
 
 @dataclass
@@ -59,15 +66,18 @@ class SearchEngine:
     """
 
     def __init__(self, settings: Settings, catalog: Catalog, encoder, stored: dict):
+        from filelock import FileLock
+
         self.settings = settings
         self.catalog = catalog
         self.encoder = encoder
         self.dir = settings.index_dir
-        self.generation = int(stored["generation"])
         self.segment_hop_frames = int(stored["segment_hop_frames"])
         self.model = stored["model"] if settings.model == "default" else settings.model
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
-        self._reload_vectors()
+        self._lock = FileLock(self.dir / "index.lock")
+        self.generation = -1
+        self.refresh()
 
     # --- opening ------------------------------------------------------------------------------------
     @classmethod
@@ -84,26 +94,39 @@ class SearchEngine:
 
     @classmethod
     def _open(cls, settings: Settings, *, create: bool) -> "SearchEngine":
+        from filelock import FileLock
+
         from .audio2vec import Encoder
 
         d = settings.index_dir
+        missing = f"no index at {d} (create one with `audio2vec index PATH --index {d}`)"
         if not settings.catalog_url and not (d / "catalog.sqlite").exists():
             if not create:
-                raise IndexNotFoundError(f"no index at {d} (create one with `audio2vec index PATH --index {d}`)")
+                raise IndexNotFoundError(missing)
             d.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(settings.resolved_catalog_url)
-        stored = catalog.settings()
-        if not stored:
-            if not create:
-                raise IndexNotFoundError(f"no index at {d}: the catalog {settings.resolved_catalog_url} is empty")
-            encoder = Encoder.load(settings.model)
-            stored = cls._initial_settings(settings, encoder)
-            with catalog.Session.begin() as s:
-                Catalog.put_settings(s, stored)
-            d.mkdir(parents=True, exist_ok=True)
-        else:
-            encoder = cls._check_compatible(settings, stored)
-        return cls(settings, catalog, encoder, stored)
+        try:
+            if catalog.revision() is None and not create:
+                raise IndexNotFoundError(missing)
+            lock = FileLock(d / "index.lock")
+            if catalog.needs_upgrade():
+                with _holding(lock, d):
+                    if catalog.needs_upgrade():
+                        catalog.upgrade()
+            stored = catalog.settings()
+            if not stored:
+                if not create:
+                    raise IndexNotFoundError(missing)
+                encoder = Encoder.load(settings.model)
+                with _holding(lock, d), catalog.Session.begin() as s:
+                    stored = catalog.settings(s) or cls._initial_settings(settings, encoder)
+                    Catalog.put_settings(s, stored)
+            else:
+                encoder = cls._check_compatible(settings, stored)
+            return cls(settings, catalog, encoder, stored)
+        except BaseException:
+            catalog.close()
+            raise
 
     @staticmethod
     def _initial_settings(settings: Settings, encoder) -> dict:
@@ -115,7 +138,6 @@ class SearchEngine:
             )
         return {
             "format": INDEX_FORMAT,
-            "schema_version": SCHEMA_VERSION,
             "model": settings.model,
             "model_id": encoder.model_id,
             "features": encoder.features.as_dict(),
@@ -131,43 +153,70 @@ class SearchEngine:
     def _check_compatible(settings: Settings, stored: dict):
         from .audio2vec import Encoder
 
-        if stored.get("format") != INDEX_FORMAT or stored.get("schema_version") != SCHEMA_VERSION:
+        if stored.get("format") != INDEX_FORMAT:
             raise IndexMismatchError(
-                f"index at {settings.index_dir} has format {stored.get('format')}/schema "
-                f"{stored.get('schema_version')}; this audio2vec reads {INDEX_FORMAT}/{SCHEMA_VERSION}"
+                f"index at {settings.index_dir} has format {stored.get('format')}; this audio2vec reads format {INDEX_FORMAT}"
             )
         # the model the index was built with, unless another one was asked for explicitly
         model = stored["model"] if settings.model == "default" else settings.model
         encoder = Encoder.load(model)
-        if encoder.model_id != stored["model_id"] or encoder.features.as_dict() != stored["features"]:
+        now = {"model_id": encoder.model_id, "features": encoder.features.as_dict(), "embedding_dim": encoder.dim}
+        differs = _differences({k: stored.get(k) for k in _GUARDED}, now)
+        if differs:
             raise IndexMismatchError(
-                f"index at {settings.index_dir} was built with model {stored['model_id']} "
-                f"({stored['model']}); model {model!r} is {encoder.model_id}. Vectors of different models "
-                f"cannot be compared: query with --model {stored['model']} or rebuild the index into a new --index folder"
+                f"index at {settings.index_dir} was built with model {stored['model']!r} and other settings than "
+                f"model {model!r} has ({'; '.join(differs)}). Vectors of different models or features cannot be "
+                f"compared: query with the model the index was built with (--model), or rebuild the index with "
+                f"this one: `audio2vec index YOUR_FOLDERS --index NEW_FOLDER`"
             )
         return encoder
 
     def _vector_path(self, kind: str, generation: int) -> Path:
         return self.dir / f"{kind}.{generation}.faiss"
 
-    def _reload_vectors(self) -> None:
-        """(Re)load the vector files of the current generation and the segment-to-file map."""
-        self.segments = self._load_vectors("segments", self._factories[0])
-        self.wholes = self._load_vectors("files", self._factories[1])
-        self._refresh_blocks()
+    def refresh(self) -> bool:
+        """Catch up with the last committed state (another process may have written since).
 
-    def _load_vectors(self, kind: str, factory: str):
+        Cheap when nothing changed (one small SELECT); every query calls it. Returns True if the
+        index moved to a newer generation.
+        """
+        if self.catalog.generation() == self.generation:
+            return False
+        for _ in range(10):
+            stored, blocks = self.catalog.snapshot()
+            gen = int(stored["generation"])
+            try:
+                segments = self._load_vectors("segments", gen)
+                wholes = self._load_vectors("files", gen)
+            except FileNotFoundError:
+                continue  # a writer committed a newer generation and deleted this one meanwhile: read again
+            self.generation, self.segments, self.wholes, self.blocks = gen, segments, wholes, blocks
+            return True
+        raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing")
+
+    def _load_vectors(self, kind: str, generation: int):
         from .vectors import VectorIndex
 
-        path = self._vector_path(kind, self.generation)
-        if self.generation == 0 and not path.exists():
+        factory = self._factories[kind == "files"]
+        path = self._vector_path(kind, generation)
+        if generation == 0:
             return VectorIndex.create(self.encoder.dim, factory)
-        if not path.exists():
-            raise IndexMismatchError(f"index at {self.dir} is damaged: {path.name} is missing")
-        return VectorIndex.load(path, factory)
+        try:
+            return VectorIndex.load(path, factory)
+        except RuntimeError as exc:
+            if not path.exists():
+                raise FileNotFoundError(path) from exc
+            raise IndexMismatchError(f"index at {self.dir} is damaged: cannot read {path.name}: {str(exc).splitlines()[0]}") from exc
 
-    def _refresh_blocks(self) -> None:
-        self.blocks = self.catalog.file_blocks()
+    @contextmanager
+    def writing(self):
+        """Hold the index's writer lock (re-entrant) and start from the newest committed state.
+
+        Raises :class:`IndexLockedError` at once if another process holds it. Queries never need it.
+        """
+        with _holding(self._lock, self.dir):
+            self.refresh()
+            yield self
 
     def close(self) -> None:
         self.catalog.close()
@@ -198,23 +247,41 @@ class SearchEngine:
         Returns ``(vectors [n, dim], starts_s [n])``.
         """
         e = self.encoder.embed(y, hop_frames=self.segment_hop_frames, batch_size=self.settings.batch_size, source=source)
+        if not np.isfinite(e.vectors).all():
+            raise DecodeError(source, "the model gave non-finite vectors for this audio")
         return e.vectors, e.starts_s
 
-    def add(self, items: Sequence[IndexedFile], *, replace: Iterable[File] = ()) -> list[int]:
-        """Store embedded files (and drop the rows and vectors of ``replace``) in one atomic step.
+    def add(
+        self,
+        items: Sequence[IndexedFile] = (),
+        *,
+        replace: Iterable[File] = (),
+        update: Iterable[tuple[int, dict]] = (),
+    ) -> list[int]:
+        """Store embedded files, drop the rows and vectors of ``replace``, and change the rows of
+        ``update`` (``(file_id, {column: value})``, e.g. a moved file's new path) in one atomic step.
 
-        Returns the new file ids.
+        Takes the writer lock for the step. Returns the new file ids.
         """
-        items = list(items)
-        replace = list(replace)
-        if not items and not replace:
-            return []
+        items, replace, update = list(items), list(replace), list(update)
+        with self.writing():
+            if not items and not replace:
+                if update:  # rows only: the vectors, and so the generation, stay as they are
+                    with self.catalog.Session.begin() as s:
+                        for file_id, values in update:
+                            Catalog.update_file(s, file_id, **values)
+                return []
+            return self._write_generation(items, replace, update)
+
+    def _write_generation(self, items: list[IndexedFile], replace: list[File], update: list[tuple[int, dict]]) -> list[int]:
         new_gen = self.generation + 1
         removed = _removed_ids(replace)
         try:
             with self.catalog.Session.begin() as s:
                 next_id = int(self.catalog.settings(s)["next_segment_id"])
                 Catalog.delete_files(s, replace)
+                for file_id, values in update:
+                    Catalog.update_file(s, file_id, **values)
                 file_ids = []
                 for it in items:
                     fid = Catalog.add_file(s, it.record, next_id, it.starts_s)
@@ -228,23 +295,25 @@ class SearchEngine:
                 self._save_vectors(new_gen)
                 Catalog.put_settings(s, {"generation": new_gen, "next_segment_id": next_id})
         except BaseException:
-            # the catalog rolled back and still names old_gen: go back to its vector files
+            # the catalog rolled back and still names the old generation: go back to its vector files
             for kind in ("segments", "files"):
                 self._vector_path(kind, new_gen).unlink(missing_ok=True)
-            self._reload_vectors()
+            self.generation = -1
+            self.refresh()
             raise
         self.generation = new_gen
         self._delete_stale_vectors()
-        self._refresh_blocks()
+        self.blocks = self.catalog.file_blocks()
         return file_ids
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
         """Remove files (or every file under a folder) from the index; returns the removed paths."""
-        files: dict[int, File] = {}
-        for p in paths:
-            for f in self.catalog.files_under(str(Path(p).expanduser().resolve())) or self.catalog.files_under(str(p)):
-                files[f.id] = f
-        self.add([], replace=files.values())
+        with self.writing():
+            files: dict[int, File] = {}
+            for p in paths:
+                for f in self.catalog.files_under(str(Path(p).expanduser().resolve())) or self.catalog.files_under(str(p)):
+                    files[f.id] = f
+            self.add([], replace=files.values())
         return sorted(f.path for f in files.values())
 
     def _save_vectors(self, generation: int) -> None:
@@ -252,14 +321,54 @@ class SearchEngine:
         self.wholes.save(self._vector_path("files", generation))
 
     def _delete_stale_vectors(self) -> None:
+        """Delete other generations' vector files and temporary files left by a crash (writer only)."""
         for p in self.dir.iterdir():
             m = _VECTOR_FILE.match(p.name)
-            if m and int(m.group(2)) != self.generation:
-                p.unlink(missing_ok=True)
-            elif p.name.endswith(".faiss.tmp") or (".faiss." in p.name and p.name.endswith(".tmp")):
+            if (m and int(m.group(2)) != self.generation) or (".faiss." in p.name and p.name.endswith(".tmp")):
                 p.unlink(missing_ok=True)
 
     # --- reading ------------------------------------------------------------------------------------
+    def check(self) -> dict:
+        """Verify that the vectors and the rows of the last committed state agree.
+
+        Returns ``{"ok", "generation", "files", "segments", "problems": [...]}``; ``problems`` names
+        each disagreement: a segment row without a vector, a vector without a row, a file whose
+        rows are not its block of segment ids, a whole-recording vector without a file (or the
+        reverse), a non-finite vector.
+        """
+        while True:
+            with self.catalog.Session() as s:  # one read transaction: one committed state
+                stored = self.catalog.settings(s)
+                seg_rows = self.catalog.segment_ids(s)
+                blocks = self.catalog.file_blocks(s)
+            gen = int(stored["generation"])
+            try:
+                segments, wholes = self._load_vectors("segments", gen), self._load_vectors("files", gen)
+                break
+            except FileNotFoundError:
+                if self.catalog.generation() == gen:
+                    raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing")
+        problems = []
+
+        def differ(what: str, expected: np.ndarray, found: np.ndarray, a: str, b: str) -> None:
+            for name, ids in ((a, np.setdiff1d(expected, found)), (b, np.setdiff1d(found, expected))):
+                if len(ids):
+                    problems.append(f"{len(ids)} {what} {name} (ids {', '.join(map(str, ids[:5]))}{', ...' if len(ids) > 5 else ''})")
+
+        owned = np.concatenate([f + np.arange(n) for f, n in zip(blocks.first_ids, blocks.counts)] or [np.empty(0, np.int64)])
+        differ("segment rows", owned, seg_rows, "missing from their file's block", "outside any file's block")
+        differ("segments", seg_rows, segments.ids(), "have a row but no vector", "have a vector but no row")
+        differ("files", blocks.file_ids, wholes.ids(), "have a row but no recording vector", "have a recording vector but no row")
+        if len(owned) != len(np.unique(owned)):
+            problems.append("file blocks overlap")
+        for index, name in ((segments, "segment"), (wholes, "recording")):
+            ids = index.ids()
+            for i in range(0, len(ids), 65536):
+                if not np.isfinite(index.reconstruct(ids[i : i + 65536])).all():
+                    problems.append(f"non-finite {name} vectors")
+                    break
+        return {"ok": not problems, "generation": gen, "files": len(blocks.file_ids), "segments": len(seg_rows), "problems": problems}
+
     def stats(self) -> dict:
         """Counts and settings of the index, as a JSON-ready dict."""
         c = self.catalog.counts()
@@ -314,6 +423,7 @@ class SearchEngine:
         mode = mode or self.settings.mode
         if mode not in ("match", "similar"):
             raise ParameterError(f"mode must be 'match' or 'similar', not {mode!r}")
+        self.refresh()
         results, prepared = [], []
         for clip in clips:
             name = "<waveform>" if isinstance(clip, tuple) else str(clip)
@@ -382,6 +492,36 @@ class SearchEngine:
             out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0))
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
         return out
+
+
+@contextmanager
+def _holding(lock, folder: Path):
+    """Acquire a writer lock (filelock) without waiting; another holder is an :class:`IndexLockedError`."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexLockedError(
+            f"index at {folder} is being written by another process (it holds {lock.lock_file}); "
+            "wait until it finishes and run this again. Queries work meanwhile."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _differences(stored: dict, now: dict, prefix: str = "") -> list[str]:
+    """``"key: index has A, now B"`` for every (nested) key whose value differs."""
+    out = []
+    for key in sorted(set(stored) | set(now)):
+        a, b = stored.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: index has {a!r}, now {b!r}")
+    return out
 
 
 def _removed_ids(files: list[File]) -> tuple[np.ndarray, np.ndarray]:

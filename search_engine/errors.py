@@ -29,3 +29,7 @@ class IndexMismatchError(Audio2VecError):
 
 class IndexNotFoundError(Audio2VecError):
     """No index exists at the given location."""
+
+
+class IndexLockedError(Audio2VecError):
+    """Another process is writing to the index (only one writer at a time; readers are never blocked)."""
