@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from search_engine.audio import find_audio_files, load
-from search_engine.catalog import FileRecord
+from search_engine.catalog import File, FileRecord
 from search_engine.engine import IndexedFile, SearchEngine
 from search_engine.errors import Audio2VecError, DecodeError
 
@@ -19,11 +21,21 @@ from .filestate import channels_and_rate, content_hash, read_tags, resolved
 
 @dataclass
 class IndexReport:
-    """What one :meth:`Indexer.add` run did."""
+    """What one :meth:`Indexer.add` run did.
+
+    ``added``/``updated`` files were decoded and embedded; ``copied`` ones have the same bytes as
+    an indexed file and reuse its vectors; ``moved`` ones are indexed files found under a new path
+    (only the row changed); ``missing`` indexed files under the given folders no longer exist
+    (``pruned`` when ``prune=True`` removed them).
+    """
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    moved: int = 0
+    copied: int = 0
+    pruned: int = 0
+    missing: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_s: float = 0.0
     seconds: float = 0.0
@@ -38,6 +50,10 @@ class IndexReport:
             "added": self.added,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "moved": self.moved,
+            "copied": self.copied,
+            "pruned": self.pruned,
+            "missing": self.missing,
             "failed": len(self.failed),
             "audio_hours": round(self.audio_s / 3600, 4),
             "seconds": round(self.seconds, 3),
@@ -60,58 +76,116 @@ class Indexer:
         self.engine = engine
         self.on_error = on_error or (lambda path, msg: print(f"error: {msg}", file=sys.stderr))
 
-    def add(self, paths: Iterable[str | os.PathLike], *, show_progress_bar: bool | None = None) -> IndexReport:
-        """Index files and folders (recursively). Unchanged files (same size and mtime) are skipped;
-        changed ones are re-embedded. Rows and vectors are committed every
-        ``settings.commit_every_files`` files, so an interrupted run keeps what it committed.
+    def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, show_progress_bar: bool | None = None) -> IndexReport:
+        """Index files and folders (recursively), incrementally.
+
+        A file with the size and mtime it had when indexed is skipped without being read; one with
+        new size or mtime but the same content hash keeps its vectors (only its row is updated); a
+        new path whose bytes an indexed file already has reuses that file's vectors, and if that
+        file's old path is gone it is treated as moved. Anything else is decoded and embedded.
+        With ``prune``, indexed files under the given folders that no longer exist are removed.
+
+        Holds the index's writer lock for the whole run; rows and vectors are committed every
+        ``settings.commit_every_files`` changed files, so an interrupted run keeps what it
+        committed and the next run does only the rest.
         """
         report = IndexReport()
         t0 = time.perf_counter()
-        files = list(dict.fromkeys(find_audio_files(paths)))
-        known = self.engine.catalog.files_by_path(resolved(p) for p in files)
-        pending: list[IndexedFile] = []
-        replaced = []
-        every = self.engine.settings.commit_every_files
-
-        def commit():
-            self.engine.add(pending, replace=replaced)
-            pending.clear()
-            replaced.clear()
-
-        with _progress(show_progress_bar) as progress:
-            task = progress.add_task("indexing", total=len(files))
-            for path in files:
-                progress.update(task, description=_short_name(path))
-                key = resolved(path)
-                old = known.get(key)
-                try:
-                    st = os.stat(path)
-                    if old is not None and old.size_bytes == st.st_size and old.mtime_ns == st.st_mtime_ns:
-                        report.unchanged += 1
-                        continue
-                    item = self._embed(path, key, st)
-                except Audio2VecError as exc:
-                    self._fail(report, path, exc if isinstance(exc, DecodeError) else DecodeError(path, str(exc)))
-                    continue
-                except OSError as exc:
-                    self._fail(report, path, DecodeError(path, f"cannot read: {exc.strerror or exc}"))
-                    continue
-                finally:
-                    progress.advance(task)
-                pending.append(item)
-                if old is not None:
-                    replaced.append(old)
-                    report.updated += 1
-                else:
-                    report.added += 1
-                report.audio_s += item.record.duration_s
-                if len(pending) >= every:
-                    commit()
-            commit()
+        paths = [Path(p) for p in paths]
+        engine = self.engine
+        with engine.writing():
+            files = list(dict.fromkeys(find_audio_files(paths)))
+            keys = [resolved(p) for p in files]
+            known = engine.catalog.files_by_path(keys)
+            batch = _Batch()
+            moved: set[int] = set()  # ids of indexed files found under a new path in this run
+            every = engine.settings.commit_every_files
+            with _progress(show_progress_bar) as progress:
+                task = progress.add_task("indexing", total=len(files))
+                for path, key in zip(files, keys):
+                    progress.update(task, description=_short_name(path))
+                    try:
+                        self._one(path, key, known.get(key), batch, moved, report)
+                    except Audio2VecError as exc:
+                        self._fail(report, path, exc if isinstance(exc, DecodeError) else DecodeError(path, str(exc)))
+                    except OSError as exc:
+                        self._fail(report, path, DecodeError(path, f"cannot read: {exc.strerror or exc}"))
+                    finally:
+                        progress.advance(task)
+                    if len(batch) >= every:
+                        batch.commit(engine)
+                gone = self._vanished(paths, set(keys), moved)
+                report.missing = len(gone)
+                if prune:
+                    batch.replace += gone
+                    report.pruned = len(gone)
+                batch.commit(engine)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _embed(self, path: Path, key: str, st: os.stat_result) -> IndexedFile:
+    def _one(self, path: Path, key: str, old: File | None, batch: "_Batch", moved: set[int], report: IndexReport) -> None:
+        """Decide what one file needs and put it in the batch."""
+        st = os.stat(path)
+        if old is not None and (old.size_bytes, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            report.unchanged += 1
+            return
+        digest = content_hash(path)
+        stamp = {"size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if old is not None and old.content_hash == digest:  # touched, not changed
+            batch.update.append((old.id, stamp))
+            report.unchanged += 1
+            return
+        twin = None if old is not None else self._twin(digest, moved)
+        if twin is not None and twin.id not in moved and not os.path.lexists(twin.path):
+            moved.add(twin.id)
+            batch.update.append((twin.id, {"path": key, **stamp}))
+            report.moved += 1
+            return
+        if twin is not None:
+            item = self._copy(twin, key, st)
+            report.copied += 1
+        else:
+            item = self._embed(path, key, st, digest)
+            if old is not None:
+                batch.replace.append(old)
+                report.updated += 1
+            else:
+                report.added += 1
+        batch.items.append(item)
+        report.audio_s += item.record.duration_s
+
+    def _twin(self, digest: str, moved: set[int]) -> File | None:
+        """An indexed file with these exact bytes (preferring one whose path is gone), or None."""
+        twins = self.engine.catalog.files_by_hash([digest]).get(digest, [])
+        return next((f for f in twins if f.id not in moved and not os.path.lexists(f.path)), twins[0] if twins else None)
+
+    def _vanished(self, paths: list[Path], seen: set[str], moved: set[int]) -> list[File]:
+        """Indexed files under the given folders whose path no longer exists."""
+        out: dict[int, File] = {}
+        for p in paths:
+            if p.is_dir():
+                for f in self.engine.catalog.files_under(resolved(p)):
+                    if f.path not in seen and f.id not in moved and not os.path.lexists(f.path):
+                        out[f.id] = f
+        return list(out.values())
+
+    def _copy(self, twin: File, key: str, st: os.stat_result) -> IndexedFile:
+        """The vectors of an indexed file with the same bytes, under a new path (no decoding)."""
+        engine = self.engine
+        vectors = engine.segments.reconstruct(twin.first_segment_id + np.arange(twin.n_segments, dtype=np.int64))
+        record = FileRecord(
+            path=key,
+            size_bytes=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            content_hash=twin.content_hash,
+            duration_s=twin.duration_s,
+            sample_rate_hz=twin.sample_rate_hz,
+            channels=twin.channels,
+            tags=dict(twin.tags),
+        )
+        return IndexedFile(record, vectors, engine.catalog.segment_starts(twin))
+
+    def _embed(self, path: Path, key: str, st: os.stat_result, digest: str) -> IndexedFile:
         engine = self.engine
         y, sr = load(path, sr=engine.sample_rate_hz)
         vectors, starts = engine.embed(y, source=path)
@@ -120,7 +194,7 @@ class Indexer:
             path=key,
             size_bytes=st.st_size,
             mtime_ns=st.st_mtime_ns,
-            content_hash=content_hash(path),
+            content_hash=digest,
             duration_s=len(y) / sr,
             sample_rate_hz=native_sr,
             channels=channels,
@@ -131,6 +205,22 @@ class Indexer:
     def _fail(self, report: IndexReport, path: Path, exc: DecodeError) -> None:
         report.failed.append((str(path), exc.reason))
         self.on_error(str(path), str(exc))
+
+
+@dataclass
+class _Batch:
+    """Changes waiting for the next commit."""
+
+    items: list[IndexedFile] = field(default_factory=list)
+    replace: list[File] = field(default_factory=list)
+    update: list[tuple[int, dict]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.replace) + len(self.update)
+
+    def commit(self, engine: SearchEngine) -> None:
+        engine.add(self.items, replace=self.replace, update=self.update)
+        self.items, self.replace, self.update = [], [], []
 
 
 def _short_name(path: Path, width: int = 40) -> str:

@@ -74,14 +74,18 @@ def index(
     config: ConfigOpt = None,
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed files under the given folders that no longer exist.")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add audio files and folders to the index (created if missing).
+    """Add audio files and folders to the index (created if missing), incrementally.
 
-    Unchanged files are skipped; changed files are re-embedded. A file that cannot be read is
-    reported on stderr in one line and skipped. Exit code 0 if every file was indexed, 3 if some
-    failed (the others are indexed), 1 on a fatal error.
+    Unchanged files are skipped without being read; changed files are re-embedded; a moved or
+    copied file keeps the vectors of its content. A file that cannot be read is reported on stderr
+    in one line and skipped. Work is committed in batches: after a crash or Ctrl-C, run the same
+    command again and it does only the rest. One indexing run per index at a time; queries keep
+    working meanwhile. Exit code 0 if every file was indexed, 3 if some failed (the others are
+    indexed), 1 on a fatal error.
     """
     from indexer import Indexer
 
@@ -90,17 +94,29 @@ def index(
 
     try:
         with SearchEngine.create(settings=_settings(index, config, model=model, catalog_url=catalog_url)) as engine:
-            report = Indexer(engine).add(paths, show_progress_bar=progress)
+            report = Indexer(engine).add(paths, prune=prune, show_progress_bar=progress)
             stats = engine.stats()
     except Audio2VecError as exc:
         raise _fail(exc)
+    except OSError as exc:  # e.g. the disk is full: the last commit stands
+        _err(f"error: cannot write the index: {exc}. Everything committed before is intact; run the command again to go on")
+        raise typer.Exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        _err("interrupted: everything committed before is intact; run the command again to go on")
+        raise typer.Exit(130)
     if as_json:
         print(json.dumps({**report.as_dict(), "index": stats}))
+    extra = "".join(
+        f", {n} {what}" for n, what in ((report.moved, "moved"), (report.copied, "copies of indexed files"), (report.pruned, "pruned"))
+        if n
+    )
     _err(
         f"indexed {report.added} new and {report.updated} changed files ({report.audio_s / 60:.1f} min of audio, "
-        f"{report.realtime_factor:.0f}x realtime), {report.unchanged} unchanged, {len(report.failed)} failed; "
+        f"{report.realtime_factor:.0f}x realtime), {report.unchanged} unchanged{extra}, {len(report.failed)} failed; "
         f"index now holds {stats['files']} files, {stats['segments']} segments"
     )
+    if report.missing and not report.pruned:
+        _err(f"{report.missing} indexed files under these folders no longer exist; --prune removes them")
     if report.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -215,6 +231,32 @@ def stats(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
         width = max(map(len, info))
         for key, value in info.items():
             print(f"{key:<{width}}  {value}")
+
+
+@app.command()
+def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: CatalogOpt = None, as_json: JsonOpt = False) -> None:
+    """Verify the index: every segment row has its vector and every vector its row, no vector is NaN.
+
+    Exit code 0 when consistent, 1 otherwise (each problem on its own line).
+    """
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
+            report = engine.check()
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    if as_json:
+        print(json.dumps(report))
+    for problem in report["problems"]:
+        _err(f"problem: {problem}")
+    _err(
+        f"{'consistent' if report['ok'] else 'INCONSISTENT'}: {report['files']} files, "
+        f"{report['segments']} segments (generation {report['generation']})"
+    )
+    if not report["ok"]:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()

@@ -37,8 +37,8 @@ from .query import (
     Alignment,
     Match,
     QueryResult,
-    aligned_pairs,
     best_alignment_per_recording,
+    best_offset,
     pool,
     vote_alignments,
 )
@@ -460,13 +460,15 @@ class SearchEngine:
         t1 = time.perf_counter()
         rows, within = self.blocks.locate(ids)
         scored = []
-        for row, offset in vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates):
-            qi, seg, in_phase = aligned_pairs(offset, len(q), int(self.blocks.counts[row]), phases=phases)
-            if len(qi) == 0 or 2 * len(qi) < in_phase:
-                continue  # the clip would hang out of the recording by more than half
-            r = self.segments.reconstruct(self.blocks.first_ids[row] + seg)
-            d = float(np.linalg.norm(q[qi] - r, axis=1).mean())
-            scored.append(Alignment(row, offset, d, len(qi)))
+        for row, peak in vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates):
+            first = int(self.blocks.first_ids[row])
+
+            def distance(qi, seg):
+                return np.linalg.norm(q[qi] - self.segments.reconstruct(first + seg), axis=1)
+
+            found = best_offset(peak, distance, len(q), int(self.blocks.counts[row]), phases=phases)
+            if found is not None:
+                scored.append(Alignment(row, *found))
         best = best_alignment_per_recording(scored, k)
         files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
         hop_s = self.segment_hop_s / phases

@@ -99,18 +99,51 @@ def vote_alignments(
     return chosen
 
 
-def aligned_pairs(offset: int, n_windows: int, n_segments: int, *, phases: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Query windows and recording segments that line up exactly under ``offset`` (in query hops).
+def best_offset(
+    peak: int, distance, n_windows: int, n_segments: int, *, phases: int
+) -> tuple[int, float, int] | None:
+    """Refine a voted alignment: the exact offset near ``peak`` whose aligned windows are nearest.
 
-    Returns ``(query window indices, segment indices, phase_windows)``: windows ``i`` with
-    ``offset + i`` a multiple of ``phases`` and the segment ``(offset + i) / phases`` inside the
-    recording; ``phase_windows`` counts the windows of that phase whether or not they fall inside.
+    Votes only place the clip to within a few query hops (a window between two segments votes for
+    the nearer one), so every offset ``o`` in ``[peak - phases/2, peak + phases/2)`` is scored. Under
+    offset ``o`` the windows ``i`` with ``o + i`` a multiple of ``phases`` line up exactly with
+    segment ``(o + i) / phases``; each window belongs to exactly one of these offsets, so one pass
+    over the clip's windows scores them all.
+
+    Parameters
+    ----------
+    peak : int
+        Voted offset, in query hops (see :func:`vote_alignments`).
+    distance : callable(window indices [m], segment indices [m]) -> np.ndarray [m]
+        Euclidean distance between those query windows and recording segments.
+    n_windows, n_segments : int
+        Windows in the clip, segments in the recording.
+    phases : int
+        Query windows per segment hop.
+
+    Returns
+    -------
+    ``(offset, mean distance, windows)`` of the best offset, or None when under every offset more
+    than half of the clip would hang outside the recording.
     """
     i = np.arange(n_windows)
-    pos = offset + i
-    in_phase = pos % phases == 0
-    keep = in_phase & (pos >= 0) & (pos // phases < n_segments)
-    return i[keep], pos[keep] // phases, int(in_phase.sum())
+    low = peak - phases // 2
+    offsets = low + np.mod(-(low + i), phases)  # the one offset in range that aligns window i
+    seg = (offsets + i) // phases
+    inside = (seg >= 0) & (seg < n_segments)
+    if not inside.any():
+        return None
+    d = distance(i[inside], seg[inside])
+    slot = offsets - low
+    total = np.bincount(slot, minlength=phases)
+    count = np.bincount(slot[inside], minlength=phases)
+    sums = np.bincount(slot[inside], weights=d, minlength=phases)
+    ok = (count > 0) & (2 * count >= total)
+    if not ok.any():
+        return None
+    mean = np.where(ok, sums / np.maximum(count, 1), np.inf)
+    best = int(np.argmin(mean))
+    return low + best, float(mean[best]), int(count[best])
 
 
 def best_alignment_per_recording(alignments: list[Alignment], k: int) -> list[Alignment]:

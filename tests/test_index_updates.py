@@ -17,6 +17,8 @@ from synth import SR, tune
 
 
 def _consistent(engine):
+    report = engine.check()
+    assert report["ok"], report["problems"]
     with engine.catalog.Session() as s:
         seg_ids = set(s.scalars(select(Segment.id)))
     assert seg_ids == set(engine.segments.ids())
@@ -104,3 +106,67 @@ def test_moved_index_folder_still_opens(tmp_path, lib):
     with SearchEngine.open(tmp_path / "moved") as engine:
         assert engine.stats()["files"] == 3
         _consistent(engine)
+
+
+def test_touched_moved_and_copied_files_are_not_embedded_again(tmp_path, lib, monkeypatch):
+    with SearchEngine.create(tmp_path / "idx") as engine:
+        Indexer(engine).add([lib], show_progress_bar=False)
+        ids = {os.path.basename(f.path): f.id for f in engine.catalog.files_under(str(lib))}
+        gen = engine.generation
+
+        def no_embedding(*a, **k):
+            raise AssertionError("embedded again")
+
+        monkeypatch.setattr(engine, "embed", no_embedding)
+        os.utime(lib / "t0.wav", ns=(5, 5))  # same bytes, new mtime
+        os.rename(lib / "t1.wav", lib / "renamed.wav")
+        shutil.copy(lib / "t2.wav", lib / "copy.wav")
+        report = Indexer(engine).add([lib], show_progress_bar=False)
+        assert (report.unchanged, report.moved, report.copied, report.added, report.updated) == (2, 1, 1, 0, 0)
+        after = {os.path.basename(f.path): f for f in engine.catalog.files_under(str(lib))}
+        assert sorted(after) == ["copy.wav", "renamed.wav", "t0.wav", "t2.wav"]
+        assert after["renamed.wav"].id == ids["t1.wav"] and after["t0.wav"].mtime_ns == 5
+        assert engine.generation == gen + 1  # only the copy wrote vectors
+        _consistent(engine)
+        aligned = slice(int(1.024 * SR), int(5.024 * SR))  # starts on a segment boundary
+        both = {os.path.basename(m.path) for m in engine.query((tune(202, 8.0)[aligned], SR), k=2)}
+        assert both == {"t2.wav", "copy.wav"}
+        m = engine.query((tune(201, 8.0)[aligned], SR), k=1)[0]
+        assert m.path.endswith("renamed.wav") and m.distance < 0.1
+
+
+def test_prune_drops_vanished_files_only_when_asked(tmp_path, lib):
+    with SearchEngine.create(tmp_path / "idx") as engine:
+        Indexer(engine).add([lib], show_progress_bar=False)
+        (lib / "t0.wav").unlink()
+        kept = Indexer(engine).add([lib], show_progress_bar=False)
+        assert (kept.missing, kept.pruned, engine.stats()["files"]) == (1, 0, 3)
+        pruned = Indexer(engine).add([lib], prune=True, show_progress_bar=False)
+        assert (pruned.missing, pruned.pruned, pruned.unchanged) == (1, 1, 2)
+        assert engine.stats()["files"] == 2
+        _consistent(engine)
+
+
+def test_check_finds_a_vector_without_a_row(tmp_path, lib):
+    with SearchEngine.create(tmp_path / "idx") as engine:
+        Indexer(engine).add([lib / "t0.wav"], show_progress_bar=False)
+        engine.segments.add(np.zeros((1, engine.encoder.dim), np.float32), np.array([10**6]))
+        engine.segments.remove(np.array([0]))
+        engine._save_vectors(engine.generation)
+        problems = engine.check()["problems"]
+    assert any("vector but no row" in p and "1000000" in p for p in problems)
+    assert any("row but no vector" in p for p in problems)
+
+
+def test_second_writer_is_refused_while_readers_go_on(tmp_path, lib):
+    from search_engine import IndexLockedError
+
+    with SearchEngine.create(tmp_path / "idx") as writer, SearchEngine.open(tmp_path / "idx") as other:
+        with writer.writing():
+            Indexer(writer).add([lib / "t0.wav"], show_progress_bar=False)
+            with pytest.raises(IndexLockedError, match="another process"):
+                Indexer(other).add([lib], show_progress_bar=False)
+            # a reader sees the committed file without reopening
+            assert other.query((tune(200, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t0.wav")
+        assert Indexer(other).add([lib], show_progress_bar=False).added == 2
+        assert writer.query((tune(202, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t2.wav")
