@@ -153,27 +153,31 @@ class Catalog:
 
     def revision(self) -> str | None:
         """The catalog's schema revision; ``None`` for an empty database."""
+        return self._state()[0]
+
+    def _state(self) -> tuple[str | None, bool]:
+        """``(revision, stamped)``: a catalog from before migrations has revision 0001 unstamped."""
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
             if current is None and inspect(conn).has_table("files"):
-                return _FIRST_REVISION
-        return current
+                return _FIRST_REVISION, False
+        return current, current is not None
 
     def needs_upgrade(self) -> bool:
-        """True when the tables are missing or older than this code's models.
+        """True when the tables are missing, unversioned or older than this code's models.
 
         Raises :class:`IndexMismatchError` for a catalog written by a newer audio2vec.
         """
         _, script = self._alembic()
-        current = self.revision()
+        current, stamped = self._state()
         if current is not None and current not in {r.revision for r in script.walk_revisions()}:
             raise IndexMismatchError(
                 f"catalog {self.url} has schema revision {current}, which this audio2vec does not know "
                 f"(it reads up to {script.get_current_head()}): it was written by a newer audio2vec; upgrade audio2vec"
             )
-        return current != script.get_current_head()
+        return not stamped or current != script.get_current_head()
 
     def upgrade(self) -> str | None:
         """Create the tables, or migrate them to this code's revision (Alembic).
@@ -184,7 +188,7 @@ class Catalog:
         from alembic import command
 
         cfg, _ = self._alembic()
-        current = self.revision()
+        current, stamped = self._state()
         backup = None
         if current is not None and self.engine.dialect.name == "sqlite" and self.engine.url.database:
             backup = f"{self.engine.url.database}.pre-{current}"
@@ -197,7 +201,7 @@ class Catalog:
                 raw.close()
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            if current is not None and not inspect(conn).has_table("alembic_version"):
+            if current is not None and not stamped:
                 command.stamp(cfg, current)  # a catalog from before migrations existed
             command.upgrade(cfg, "head")
         return backup

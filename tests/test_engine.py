@@ -110,5 +110,19 @@ def test_index_refuses_another_model(built_index, tmp_path):
     cfg = json.loads((other / "config.json").read_text())
     cfg["model_id"] = "0123456789abcdef"
     (other / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(IndexMismatchError, match="rebuild"):
+    with pytest.raises(IndexMismatchError, match="rebuild") as err:
         SearchEngine.open(built_index, model=str(other))
+    assert "model_id: index has" in str(err.value) and "'0123456789abcdef'" in str(err.value)
+
+
+def test_index_built_with_other_features_says_what_differs(tmp_path, library):
+    from search_engine.catalog import Catalog
+
+    with SearchEngine.create(tmp_path / "idx") as engine:
+        features = dict(engine.encoder.features.as_dict(), n_mels=96)
+        with engine.catalog.Session.begin() as s:
+            Catalog.put_settings(s, {"features": features})
+    with pytest.raises(IndexMismatchError) as err:
+        SearchEngine.open(tmp_path / "idx")
+    assert "features.n_mels: index has 96, now 64" in str(err.value)
+    assert "model_id" not in str(err.value)

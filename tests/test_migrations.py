@@ -1,0 +1,47 @@
+"""The catalog's schema is versioned with Alembic: migrations build exactly the models' tables,
+catalogs from before migrations are adopted (after a backup), newer ones are refused."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from search_engine import IndexMismatchError
+from search_engine.catalog import Base, Catalog
+
+
+def test_migrations_build_exactly_the_models_schema(tmp_path):
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    assert catalog.revision() is None and catalog.needs_upgrade()
+    assert catalog.upgrade() is None  # nothing to back up in a new catalog
+    assert not catalog.needs_upgrade()
+    with catalog.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    catalog.close()
+
+
+def test_catalog_from_before_migrations_is_backed_up_and_adopted(tmp_path):
+    db = tmp_path / "c.sqlite"
+    catalog = Catalog(f"sqlite:///{db}")
+    Base.metadata.create_all(catalog.engine)  # how the first release made its tables
+    with catalog.Session.begin() as s:
+        Catalog.put_settings(s, {"generation": 7})
+    assert catalog.revision() == "0001" and catalog.needs_upgrade()
+    backup = catalog.upgrade()
+    assert not catalog.needs_upgrade() and catalog.generation() == 7
+    with sqlite3.connect(backup) as old:
+        assert old.execute("select value from settings where key='generation'").fetchone() == ("7",)
+    catalog.close()
+
+
+def test_catalog_from_a_newer_release_is_refused(tmp_path):
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    catalog.upgrade()
+    with catalog.engine.begin() as conn:
+        conn.exec_driver_sql("update alembic_version set version_num = '9999'")
+    with pytest.raises(IndexMismatchError, match="newer audio2vec"):
+        catalog.needs_upgrade()
+    catalog.close()
