@@ -464,7 +464,8 @@ class SearchEngine:
             first = int(self.blocks.first_ids[row])
 
             def distance(qi, seg):
-                return np.linalg.norm(q[qi] - self.segments.reconstruct(first + seg), axis=1)
+                used, at = np.unique(seg, return_inverse=True)  # a few segments, many windows
+                return np.linalg.norm(q[qi] - self.segments.reconstruct(first + used)[at], axis=1)
 
             found = best_offset(peak, distance, len(q), int(self.blocks.counts[row]), phases=phases)
             if found is not None:
