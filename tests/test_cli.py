@@ -97,3 +97,20 @@ def test_train_refuses_too_little_audio_and_trains_a_loadable_model(tmp_path):
     enc = Encoder.load(tmp_path / "m")
     v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
     assert v.shape[1] == enc.dim
+
+
+def test_index_on_a_full_disk_says_so_and_keeps_the_index(tmp_path, library, monkeypatch):
+    from search_engine.vectors import VectorIndex
+
+    idx = tmp_path / "idx"
+    folder = os.path.dirname(next(iter(library)))
+
+    def disk_full(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(VectorIndex, "save", disk_full)
+    result = runner.invoke(app, ["index", folder, "--index", str(idx), "--no-progress"])
+    assert result.exit_code == 1
+    assert "No space left on device" in result.stderr and "run the command again" in result.stderr
+    monkeypatch.undo()
+    assert runner.invoke(app, ["check", "--index", str(idx)]).exit_code == 0

@@ -64,21 +64,29 @@ def test_remove_deletes_rows_and_vectors(tmp_path, lib):
     assert sorted(p.name for p in (tmp_path / "idx").iterdir() if p.suffix == ".faiss") == ["files.3.faiss", "segments.3.faiss"]
 
 
-def test_failure_mid_write_keeps_last_committed_state(tmp_path, lib, monkeypatch):
+def _disk_full(*a, **k):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["vectors", "catalog"])
+def test_failure_mid_write_keeps_last_committed_state(tmp_path, lib, monkeypatch, where):
+    from search_engine.catalog import Catalog
+    from search_engine.vectors import VectorIndex
+
     with SearchEngine.create(tmp_path / "idx") as engine:
         Indexer(engine).add([lib / "t0.wav"], show_progress_bar=False)
         before = engine.stats()
-        from search_engine.catalog import Catalog
-
-        def boom(*a, **k):
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(Catalog, "put_settings", staticmethod(boom))
+        if where == "vectors":  # the disk fills while the new vector files are written
+            real_save = VectorIndex.save
+            monkeypatch.setattr(VectorIndex, "save", lambda self, path: (real_save(self, path), _disk_full()))
+        else:  # the catalog commit fails after the vector files were written
+            monkeypatch.setattr(Catalog, "put_settings", staticmethod(_disk_full))
         with pytest.raises(OSError):
             Indexer(engine).add([lib], show_progress_bar=False)
         monkeypatch.undo()
         _consistent(engine)
         assert engine.stats()["files"] == before["files"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir() if ".faiss" in p.name) == ["files.1.faiss", "segments.1.faiss"]
     with SearchEngine.open(tmp_path / "idx") as engine:
         _consistent(engine)
         assert engine.stats()["generation"] == before["generation"]
