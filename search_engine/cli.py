@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -67,6 +68,19 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(EXIT_ERROR)
 
 
+@contextmanager
+def _engine(index, config, *, create: bool = False, **overrides):
+    """The SearchEngine for a command; an audio2vec error becomes one ``error:`` line and exit 1."""
+    from .engine import SearchEngine
+    from .errors import Audio2VecError
+
+    try:
+        with (SearchEngine.create if create else SearchEngine.open)(settings=_settings(index, config, **overrides)) as engine:
+            yield engine
+    except Audio2VecError as exc:
+        raise _fail(exc)
+
+
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
@@ -89,15 +103,10 @@ def index(
     """
     from indexer import Indexer
 
-    from .engine import SearchEngine
-    from .errors import Audio2VecError
-
     try:
-        with SearchEngine.create(settings=_settings(index, config, model=model, catalog_url=catalog_url)) as engine:
+        with _engine(index, config, create=True, model=model, catalog_url=catalog_url) as engine:
             report = Indexer(engine).add(paths, prune=prune, show_progress_bar=progress)
             stats = engine.stats()
-    except Audio2VecError as exc:
-        raise _fail(exc)
     except OSError as exc:  # e.g. the disk is full: the last commit stands
         _err(f"error: cannot write the index: {exc}. Everything committed before is intact; run the command again to go on")
         raise typer.Exit(EXIT_ERROR)
@@ -142,14 +151,8 @@ def query(
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
     offset_s is where in the recording the clip starts (seconds). Exit code 3 if some clip failed.
     """
-    from .engine import SearchEngine
-    from .errors import Audio2VecError
-
-    try:
-        with SearchEngine.open(settings=_settings(index, config, model=model, catalog_url=catalog_url)) as engine:
-            results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
-    except Audio2VecError as exc:
-        raise _fail(exc)
+    with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
+        results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
     for res in results:
         if as_json:
             line = {"query": res.query, "results": [
@@ -198,14 +201,8 @@ def remove(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove files from the index: their catalog rows and vectors go together, in one step."""
-    from .engine import SearchEngine
-    from .errors import Audio2VecError
-
-    try:
-        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
-            removed = engine.remove(paths)
-    except Audio2VecError as exc:
-        raise _fail(exc)
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        removed = engine.remove(paths)
     if as_json:
         print(json.dumps({"removed": removed}))
     else:
@@ -217,14 +214,8 @@ def remove(
 @app.command()
 def stats(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: CatalogOpt = None, as_json: JsonOpt = False) -> None:
     """Show what the index holds: files, hours, segments, model, index type and size."""
-    from .engine import SearchEngine
-    from .errors import Audio2VecError
-
-    try:
-        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
-            info = engine.stats()
-    except Audio2VecError as exc:
-        raise _fail(exc)
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        info = engine.stats()
     if as_json:
         print(json.dumps(info))
     else:
@@ -239,14 +230,8 @@ def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
 
     Exit code 0 when consistent, 1 otherwise (each problem on its own line).
     """
-    from .engine import SearchEngine
-    from .errors import Audio2VecError
-
-    try:
-        with SearchEngine.open(settings=_settings(index, config, catalog_url=catalog_url)) as engine:
-            report = engine.check()
-    except Audio2VecError as exc:
-        raise _fail(exc)
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        report = engine.check()
     if as_json:
         print(json.dumps(report))
     for problem in report["problems"]:
