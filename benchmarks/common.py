@@ -67,8 +67,11 @@ def babble_speech(minutes: float = 6.0) -> list[Path]:
     return [out / e["file"] for e in json.loads((out / "manifest.json").read_text())]
 
 
-def write_result(name: str, result: dict) -> Path:
+def write_result(name: str, result: dict, *, markdown: str | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (and ``<name>.md`` when ``markdown`` is given)."""
     out = REPO / "benchmarks" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    if markdown is not None:
+        out.with_suffix(".md").write_text(markdown.rstrip() + "\n")
     return out

@@ -56,8 +56,3 @@ def channels_and_rate(path: str | os.PathLike) -> tuple[int, int]:
             return s.codec_context.channels, s.codec_context.sample_rate
     except Exception:
         return 0, 0
-
-
-def resolved(path: str | os.PathLike) -> str:
-    """Absolute path string used as the catalog key."""
-    return str(Path(path).expanduser().resolve())

@@ -11,12 +11,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from search_engine.audio import find_audio_files, load
-from search_engine.catalog import File, FileRecord
+from search_engine.audio import find_audio_files, load, probe
+from search_engine.catalog import File, FileRecord, path_key
 from search_engine.engine import IndexedFile, SearchEngine
-from search_engine.errors import Audio2VecError, DecodeError
+from search_engine.errors import Audio2VecError, DecodeError, one_line
 
-from .filestate import channels_and_rate, content_hash, read_tags, resolved
+from .filestate import channels_and_rate, content_hash, read_tags
 
 
 @dataclass
@@ -95,8 +95,8 @@ class Indexer:
         engine = self.engine
         with engine.writing():
             files = list(dict.fromkeys(find_audio_files(paths)))
-            keys = [resolved(p) for p in files]
-            known = engine.catalog.files_by_path(keys)
+            keys = [path_key(p) for p in files]
+            known = engine.catalog.files_by_path(k for k in keys if _storable(k))
             batch = _Batch()
             moved: set[int] = set()  # ids of indexed files found under a new path in this run
             every = engine.settings.commit_every_files
@@ -129,6 +129,7 @@ class Indexer:
         if old is not None and (old.size_bytes, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
             report.unchanged += 1
             return
+        probe(path)  # header only: refuses FIFOs, devices, non-audio and non-UTF-8 names before hashing
         digest = content_hash(path)
         stamp = {"size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
         if old is not None and old.content_hash == digest:  # touched, not changed
@@ -164,7 +165,7 @@ class Indexer:
         out: dict[int, File] = {}
         for p in paths:
             if p.is_dir():
-                for f in self.engine.catalog.files_under(resolved(p)):
+                for f in self.engine.catalog.files_under(path_key(p)):
                     if f.path not in seen and f.id not in moved and not os.path.lexists(f.path):
                         out[f.id] = f
         return list(out.values())
@@ -223,8 +224,17 @@ class _Batch:
         self.items, self.replace, self.update = [], [], []
 
 
+def _storable(key: str) -> bool:
+    """Whether the catalog can hold this path (a name that is not valid UTF-8 cannot be stored)."""
+    try:
+        key.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _short_name(path: Path, width: int = 40) -> str:
-    name = path.name
+    name = one_line(path.name)
     return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 

@@ -78,6 +78,17 @@ class IndexSetting(Base):
     value: Mapped[str] = mapped_column(String)
 
 
+def path_key(path: str | os.PathLike) -> str:
+    """The catalog's key for a file: its absolute path, symlinks resolved (as given on a symlink loop)."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    try:
+        return str(p.resolve())
+    except (RuntimeError, OSError):  # a symlink loop: stat() reports it for that file
+        return str(p.absolute())
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """What the indexer knows about a decoded file before it is stored."""

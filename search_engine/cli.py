@@ -171,15 +171,17 @@ def _print_table(res) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .errors import one_line
+
     console = Console()
     if res.error:
         _err(f"error: {res.error}")
         return
-    table = Table(title=res.query, title_justify="left")
+    table = Table(title=one_line(res.query), title_justify="left")
     for col, justify in (("rank", "right"), ("distance", "right"), ("offset", "right"), ("recording", "left")):
         table.add_column(col, justify=justify)
     for m in res.matches:
-        table.add_row(str(m.rank), f"{m.distance:.4f}", _clock(m.offset_s), m.path)
+        table.add_row(str(m.rank), f"{m.distance:.4f}", _clock(m.offset_s), one_line(m.path))
     if not res.matches:
         table.add_row("-", "-", "-", "(index is empty)")
     console.print(table)

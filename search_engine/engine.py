@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .audio import load, to_mono
-from .catalog import Catalog, File, FileRecord
+from .catalog import Catalog, File, FileRecord, path_key
 from .config import Settings, load_config
 from .errors import Audio2VecError, DecodeError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
 from .features import frames_for
@@ -311,7 +311,7 @@ class SearchEngine:
         with self.writing():
             files: dict[int, File] = {}
             for p in paths:
-                for f in self.catalog.files_under(str(Path(p).expanduser().resolve())) or self.catalog.files_under(str(p)):
+                for f in self.catalog.files_under(path_key(p)) or self.catalog.files_under(str(p)):
                     files[f.id] = f
             self.add([], replace=files.values())
         return sorted(f.path for f in files.values())

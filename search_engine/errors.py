@@ -10,13 +10,23 @@ class Audio2VecError(Exception):
 class DecodeError(Audio2VecError):
     """A file or waveform cannot be used as audio (empty, truncated, not audio, silent, ...).
 
-    The message always starts with the file name (or ``<waveform>``) and then the reason.
+    The message always starts with the file name (or ``<waveform>``) and then the reason, on one
+    line: control characters in either (a newline in a file name) are shown as Python escapes
+    (``\\n``). ``source`` and ``reason`` keep the raw text.
     """
 
     def __init__(self, source: object, reason: str):
         self.source = str(source)
         self.reason = reason
-        super().__init__(f"{self.source}: {reason}")
+        super().__init__(f"{one_line(self.source)}: {one_line(reason)}")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every non-printable character (newline, tab, ESC, U+2028, undecodable
+    file-name bytes) written as its Python escape, so that it prints as one safe line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
 
 
 class ParameterError(Audio2VecError):

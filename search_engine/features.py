@@ -15,6 +15,8 @@ import numpy as np
 from .errors import DecodeError, ParameterError
 
 _CHUNK_FRAMES = 4096
+#: above this peak amplitude a frame's power could overflow float32
+LOUD_PEAK = 1e12
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,21 @@ def log_mel(y: np.ndarray, *, settings: FeatureSettings) -> np.ndarray:
     mel : np.ndarray [shape=(frames, n_mels), dtype=float32]
         Power in dB (``10 log10``), floored at -100 dB; ``frames = 1 + (n - n_fft) // hop_length``
         (0 when ``n < n_fft``). Long signals are processed in chunks, so memory stays bounded.
+        Finite for any finite ``y``: a signal too loud for float32 power (peak above
+        :data:`LOUD_PEAK`) is analysed scaled down and its dB shifted back.
     """
     s = settings
     n_frames = 0 if len(y) < s.n_fft else 1 + (len(y) - s.n_fft) // s.hop_length
     out = np.empty((n_frames, s.n_mels), dtype=np.float32)
+    if n_frames == 0:
+        return out
     basis = _mel_basis(s)
+    gain_db = 0.0
+    used = y[: (n_frames - 1) * s.hop_length + s.n_fft]
+    peak = max(float(np.max(used)), -float(np.min(used)))  # no |y| copy: y may be hours long
+    if np.isfinite(peak) and peak > LOUD_PEAK:
+        y = y / np.float32(peak)
+        gain_db = 20.0 * float(np.log10(peak))
     for start in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(n_frames, start + _CHUNK_FRAMES)
         seg = y[start * s.hop_length : (stop - 1) * s.hop_length + s.n_fft]
@@ -72,6 +84,8 @@ def log_mel(y: np.ndarray, *, settings: FeatureSettings) -> np.ndarray:
     np.maximum(out, 1e-10, out=out)
     np.log10(out, out=out)
     out *= 10.0
+    if gain_db:
+        out += np.float32(gain_db)
     return out
 
 
@@ -114,7 +128,8 @@ def windows(mel: np.ndarray, *, window_frames: int, hop_frames: int) -> tuple[np
     if len(mel) < window_frames:
         mel = np.pad(mel, ((0, window_frames - len(mel)), (0, 0)), mode="edge" if len(mel) else "constant")
     view = np.lib.stride_tricks.sliding_window_view(mel, window_frames, axis=0)  # (n, mels, W)
-    return view[starts].transpose(0, 2, 1), starts
+    # starts are 0, hop, 2*hop, ...: a strided slice, not a copy of every window (hours of audio)
+    return view[::hop_frames][: len(starts)].transpose(0, 2, 1), starts
 
 
 def normalize_windows(win: np.ndarray, *, top_db: float) -> np.ndarray:

@@ -76,7 +76,9 @@ def vote_alignments(
     -------
     list of (row, offset) where ``offset`` is in query hops: the clip's first window aligns with
     the recording's window starting at ``offset * segment_hop / phases``. Votes of neighbouring
-    offsets (±1 hop) are pooled, and the peaks kept are at least ``phases`` hops apart per recording.
+    offsets (±1 hop) are pooled, and the peaks kept are at least ``phases / 2`` hops apart per
+    recording, so that refining each peak over ±``phases / 2`` (:func:`best_offset`) leaves no
+    offset between two peaks unscored.
     """
     i = np.broadcast_to(np.arange(rows.shape[0])[:, None], rows.shape)
     ok = rows >= 0
@@ -91,7 +93,7 @@ def vote_alignments(
     chosen: list[tuple[int, int]] = []
     for j in order:
         a, b = int(keys[j, 0]), int(keys[j, 1])
-        if any(a == ca and abs(b - cb) < phases for ca, cb in chosen):
+        if any(a == ca and abs(b - cb) < phases // 2 for ca, cb in chosen):
             continue
         chosen.append((a, b))
         if len(chosen) >= candidates:

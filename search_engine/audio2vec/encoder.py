@@ -6,6 +6,7 @@ and the Keras weights of the encoder, the projection g() and the decoder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import DecodeError, ParameterError
 from ..features import FeatureSettings, log_mel, normalize_windows, require_windows, windows
 from .model import Architecture
 
@@ -57,23 +58,28 @@ class Encoder:
     """
 
     def __init__(self, folder: Path, config: dict):
-        import tensorflow as tf
-
-        from .model import build_embedder, build_encoder, build_projection
-
         self.folder = folder
         self.config = config
         self.features = FeatureSettings(**config["features"])
         self.architecture = Architecture(**config["architecture"])
         self.model_id = config["model_id"]
+
+    @functools.cached_property
+    def _call(self):
+        """The compiled network, built on first use: opening an index or skipping unchanged files
+        never pays for importing TensorFlow."""
+        import tensorflow as tf
+
+        from .model import build_embedder, build_encoder, build_projection
+
         f = self.features
         enc = build_encoder(f.window_frames, f.n_mels, self.architecture)
         g = build_projection(self.architecture)
-        enc.load_weights(folder / WEIGHT_FILES["encoder"])
-        g.load_weights(folder / WEIGHT_FILES["g"])
-        self._model = build_embedder(enc, g)
+        enc.load_weights(self.folder / WEIGHT_FILES["encoder"])
+        g.load_weights(self.folder / WEIGHT_FILES["g"])
+        model = build_embedder(enc, g)
         spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
-        self._call = tf.function(lambda x: self._model(x, training=False), input_signature=[spec])
+        return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     @classmethod
     def load(cls, model: str | os.PathLike = "default") -> "Encoder":
@@ -112,13 +118,33 @@ class Encoder:
 
         Raises :class:`~search_engine.errors.DecodeError` when ``y`` is shorter than half a window.
         """
+        win, starts_s = self._raw_windows(y, hop_frames=hop_frames, source=source)
+        return normalize_windows(win, top_db=self.features.top_db), starts_s
+
+    def _raw_windows(self, y: np.ndarray, *, hop_frames: int, source: object):
+        """Windows of the log-mel spectrogram (a view) and their starts; raises on unusable input."""
         f = self.features
+        if len(y) and not (np.isfinite(np.max(y)) and np.isfinite(np.min(y))):  # max/min: no copy of y
+            raise DecodeError(source, "contains NaN or infinite samples")
         mel = log_mel(y, settings=f)
         win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames)
         require_windows(len(starts), source=source, duration_s=len(y) / f.sample_rate_hz, settings=f)
-        return normalize_windows(win, top_db=f.top_db), starts * f.frame_s
+        if not np.isfinite(mel).all():
+            raise DecodeError(source, "contains NaN or infinite samples")
+        return win, starts * f.frame_s
 
     def embed(self, y: np.ndarray, *, hop_frames: int, batch_size: int = 512, source: object = "<waveform>") -> Embedded:
-        """Window vectors of a mono waveform at ``features.sample_rate_hz``, one every ``hop_frames``."""
-        x, starts_s = self.windows(y, hop_frames=hop_frames, source=source)
-        return Embedded(self.encode(x, batch_size=batch_size), starts_s, len(y) / self.features.sample_rate_hz)
+        """Window vectors of a mono waveform at ``features.sample_rate_hz``, one every ``hop_frames``.
+
+        Windows are normalised and encoded a batch at a time, so hours of audio need little memory
+        beyond the spectrogram. Raises :class:`~search_engine.errors.DecodeError` when ``y`` is too
+        short or not finite: the vectors returned are always finite.
+        """
+        win, starts_s = self._raw_windows(y, hop_frames=hop_frames, source=source)
+        top_db = self.features.top_db
+        z = np.empty((len(win), self.dim), dtype=np.float32)
+        for i in range(0, len(win), batch_size):
+            z[i : i + batch_size] = self.encode(normalize_windows(win[i : i + batch_size], top_db=top_db), batch_size=batch_size)
+        if not np.isfinite(z).all():
+            raise DecodeError(source, "the model gave non-finite vectors for this audio")
+        return Embedded(z, starts_s, len(y) / self.features.sample_rate_hz)
