@@ -83,6 +83,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     engine = SearchEngine.create(index_dir, model=args.model)
+    engine.encoder.build()
     load_s = time.perf_counter() - t0
     report = Indexer(engine).add(files, show_progress_bar=False)
     print(f"indexed {report.added} files, {report.audio_s / 60:.1f} min in {report.seconds:.1f} s "

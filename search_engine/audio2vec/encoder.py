@@ -64,6 +64,11 @@ class Encoder:
         self.architecture = Architecture(**config["architecture"])
         self.model_id = config["model_id"]
 
+    def build(self) -> "Encoder":
+        """Build the network now (otherwise the first :meth:`encode` does); returns ``self``."""
+        self._call  # noqa: B018 - the cached property builds it
+        return self
+
     @functools.cached_property
     def _call(self):
         """The compiled network, built on first use: opening an index or skipping unchanged files
