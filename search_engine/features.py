@@ -98,17 +98,19 @@ def _mel_basis(s: FeatureSettings) -> np.ndarray:
 def window_starts(n_frames: int, *, window_frames: int, hop_frames: int) -> np.ndarray:
     """First frame of each window: ``0, hop, 2*hop, ...`` while the window fits.
 
-    Signals shorter than one window but at least half a window long give one window (padded by
-    :func:`windows`); shorter ones give none.
+    A signal shorter than one window (a click, a drum hit) gives one window, padded with silence
+    by :func:`windows`; only an empty one gives none.
     """
     if hop_frames < 1:
         raise ParameterError(f"hop_frames must be >= 1, got {hop_frames}")
     if n_frames >= window_frames:
         return np.arange(0, n_frames - window_frames + 1, hop_frames, dtype=np.int64)
-    return np.zeros(1 if 2 * n_frames >= window_frames else 0, dtype=np.int64)
+    return np.zeros(1 if n_frames > 0 else 0, dtype=np.int64)
 
 
-def windows(mel: np.ndarray, *, window_frames: int, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def windows(
+    mel: np.ndarray, *, window_frames: int, hop_frames: int, pad_value: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut a spectrogram into fixed windows.
 
     Parameters
@@ -116,17 +118,21 @@ def windows(mel: np.ndarray, *, window_frames: int, hop_frames: int) -> tuple[np
     mel : np.ndarray [shape=(frames, n_mels)]
     window_frames, hop_frames : int > 0
         Window length and hop in frames.
+    pad_value : float, optional
+        dB value of the silence that pads a signal shorter than one window (default: its quietest value).
 
     Returns
     -------
     win : np.ndarray [shape=(n, window_frames, n_mels)]
-        A read-only strided view of ``mel`` (a padded copy when the signal is shorter than one window).
+        A read-only strided view of ``mel`` (a padded copy when the signal is shorter than one window:
+        the sound first, then silence).
     starts : np.ndarray [shape=(n,), dtype=int64]
         First frame of each window.
     """
     starts = window_starts(len(mel), window_frames=window_frames, hop_frames=hop_frames)
     if len(mel) < window_frames:
-        mel = np.pad(mel, ((0, window_frames - len(mel)), (0, 0)), mode="edge" if len(mel) else "constant")
+        fill = pad_value if pad_value is not None else (float(mel.min()) if len(mel) else 0.0)
+        mel = np.pad(mel, ((0, window_frames - len(mel)), (0, 0)), constant_values=fill)
     view = np.lib.stride_tricks.sliding_window_view(mel, window_frames, axis=0)  # (n, mels, W)
     # starts are 0, hop, 2*hop, ...: a strided slice, not a copy of every window (hours of audio)
     return view[::hop_frames][: len(starts)].transpose(0, 2, 1), starts

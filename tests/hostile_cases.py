@@ -33,6 +33,8 @@ class Case:
     reason: str = ""
     #: what it is, for the benchmark table
     what: str = ""
+    #: seconds of audio in a good file
+    seconds: float = 4.0
 
 
 def _wav_bytes(y: np.ndarray, sr: int = SR, **kw) -> bytes:
@@ -116,7 +118,6 @@ BAD = [
          "not a readable audio file", "text file named 'bad<newline>name.wav'"),
     Case("one_sample", lambda d: _sf(d / "one_sample.wav", np.array([0.5], np.float32)), "fail", "too short",
          "WAV of a single sample"),
-    Case("short", lambda d: _sf(d / "short.wav", tune(12, 0.3)), "fail", "too short", "0.3 s WAV (window is 1.04 s)"),
     Case("silence", lambda d: _sf(d / "silence.wav", np.zeros(3 * SR, np.float32)), "fail", "silence",
          "3 s of digital silence"),
     Case("dc", lambda d: _sf(d / "dc.wav", np.full(3 * SR, 0.25, np.float32)), "fail", "constant",
@@ -160,6 +161,9 @@ GOOD = [
          what="float32 WAV at peak 8e19 (+398 dBFS)"),
     Case("dc_offset_tune", lambda d: _sf(d / "dc_offset.wav", 0.1 * tune(31, 4.0) + 0.5), "index",
          what="tune on a 0.5 DC offset"),
+    Case("short", lambda d: _sf(d / "short.wav", tune(12, 0.3)), "index", what="0.3 s WAV (window is 1.04 s): padded",
+         seconds=0.3),
+    Case("click", lambda d: _sf(d / "click.wav", tune(13, 0.05)), "index", what="a 50 ms click: padded", seconds=0.05),
 ]
 
 CASES = {c.name: c for c in BAD + GOOD}

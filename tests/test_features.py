@@ -44,9 +44,10 @@ def test_windows_are_views_with_start_frames():
     win, starts = windows(mel, window_frames=64, hop_frames=32)
     assert list(starts) == [0, 32, 64, 96, 128]
     assert np.array_equal(win[2], mel[64:128])
-    short, st = windows(mel[:40], window_frames=64, hop_frames=32)
+    short, st = windows(mel[:20], window_frames=64, hop_frames=32, pad_value=-100.0)
     assert short.shape == (1, 64, 4) and list(st) == [0]
-    none, st = windows(mel[:20], window_frames=64, hop_frames=32)
+    assert np.array_equal(short[0, :20], mel[:20]) and (short[0, 20:] == -100.0).all()
+    none, st = windows(mel[:0], window_frames=64, hop_frames=32)
     assert len(none) == 0
     with pytest.raises(DecodeError, match="too short"):
         require_windows(len(st), source="clip.wav", duration_s=0.3, settings=S)

@@ -132,7 +132,9 @@ class Encoder:
         if len(y) and not (np.isfinite(np.max(y)) and np.isfinite(np.min(y))):  # max/min: no copy of y
             raise DecodeError(source, "contains NaN or infinite samples")
         mel = log_mel(y, settings=f)
-        win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames)
+        # a sound shorter than a window is followed by silence at the normalisation floor
+        floor = float(mel.max()) - f.top_db if mel.size else None
+        win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames, pad_value=floor)
         require_windows(len(starts), source=source, duration_s=len(y) / f.sample_rate_hz, settings=f)
         if not np.isfinite(mel).all():
             raise DecodeError(source, "contains NaN or infinite samples")
