@@ -61,6 +61,8 @@ class File(Base):
     first_segment_id: Mapped[int] = mapped_column(BigInteger)
     n_segments: Mapped[int] = mapped_column(Integer)
     indexed_at: Mapped[_dt.datetime] = mapped_column(DateTime)
+    #: a user's label for the file (``audio2vec label``), used by ``classify``
+    label: Mapped[str | None] = mapped_column(String, nullable=True, index=True, default=None)
 
 
 class Segment(Base):
@@ -235,10 +237,11 @@ class Catalog:
 
     # --- files and segments ---------------------------------------------------------------------
     @staticmethod
-    def add_file(session: Session, record: FileRecord, first_segment_id: int, starts_s: np.ndarray) -> int:
+    def add_file(session: Session, record: FileRecord, first_segment_id: int, starts_s: np.ndarray, *, label: str | None = None) -> int:
         """Insert a file and its segments; returns the file id (not committed)."""
         row = File(
             **record.__dict__,
+            label=label,
             first_segment_id=first_segment_id,
             n_segments=len(starts_s),
             indexed_at=_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None),
@@ -298,6 +301,12 @@ class Catalog:
     def update_file(session: Session, file_id: int, **values) -> None:
         """Change columns of one file row, e.g. ``path`` after a move (not committed)."""
         session.execute(update(File).where(File.id == file_id).values(**values))
+
+    def labelled(self, session: Session | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+        """Every labelled file: ``(file ids, labels, paths)``."""
+        with self._maybe(session) as s:
+            rows = s.execute(select(File.id, File.label, File.path).where(File.label.is_not(None)).order_by(File.id)).all()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows]
 
     def segment_starts(self, file: File, session: Session | None = None) -> np.ndarray:
         """Start times (s) of a file's segments, in segment order."""

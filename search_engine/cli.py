@@ -246,6 +246,141 @@ def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
         raise typer.Exit(EXIT_ERROR)
 
 
+@contextmanager
+def _scratch_engine(index, config, model):
+    """The index's engine when there is one (its model and settings), else a throwaway empty one."""
+    import tempfile
+
+    from .config import load_config
+
+    settings = _settings(index, config, model=model)
+    if (settings.index_dir / "catalog.sqlite").exists():
+        with _engine(index, config, model=model) as engine:
+            yield engine
+        return
+    with tempfile.TemporaryDirectory(prefix="audio2vec-") as tmp, _engine(tmp, config, create=True, model=model) as engine:
+        yield engine
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="First clip.", show_default=False)],
+    b: Annotated[str, typer.Argument(help="Second clip.", show_default=False)],
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """How alike two clips are, and whether one contains the other (and where).
+
+    distance: Euclidean distance of the whole-sound vectors (as in --mode similar). match
+    distance: the shorter clip exactly aligned inside the longer (as in --mode match). Uses the index's model and settings when --index exists, so the numbers agree with search
+    results; else the bundled model. "contains" means the aligned distance is at most
+    match_threshold (config).
+    """
+    with _scratch_engine(index, config, model) as engine:
+        c = engine.compare(a, b)
+    if as_json:
+        print(json.dumps(c.as_dict()))
+        return
+    print(f"distance {c.distance:.4f} (similar space: 0 = same sound, ~1 = unrelated)")
+    where = f"{c.contained} at {_clock(c.offset_s)} of {c.container}"
+    print(f"match distance {c.match_distance:.4f}: {'contains' if c.contains else 'does not contain'} ({where})")
+
+
+@app.command()
+def embed(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (structured array) or .parquet.", show_default=False)],
+    per_window: Annotated[bool, typer.Option("--per-window/--per-file", help="One row per 0.512 s window, or one pooled row per file.")] = False,
+    model: Annotated[str, typer.Option("--model", help="Audio2Vec model folder, or 'default'.")] = "default",
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+) -> None:
+    """Write Audio2Vec vectors of audio files: rows of (path, start_s, vector), in file order.
+
+    --per-file (default) pools each file into its whole-sound vector (start_s 0), the vector
+    `query --mode similar` compares; --per-window writes every window vector (the `match` ones).
+    A file that cannot be read is reported on stderr and left out (exit 3).
+    """
+    from .embedding import embed_files, write_embeddings
+    from .errors import Audio2VecError
+
+    if out.suffix not in (".npy", ".parquet"):
+        raise typer.BadParameter("--out must end in .npy or .parquet", param_hint="--out")
+    try:
+        table, failed = embed_files(paths, model=model, per_window=per_window, show_progress_bar=progress, on_error=lambda m: _err(f"error: {m}"))
+        write_embeddings(table, out)
+    except Audio2VecError as exc:
+        raise _fail(exc)
+    _err(f"wrote {len(table['path'])} vectors of {len(set(table['path']))} files to {out}; {failed} failed")
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def label(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Indexed files or folders to label.", show_default=False)] = None,
+    name: Annotated[Optional[str], typer.Option("--label", "-l", help="The label to give them.", show_default=False)] = None,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="CSV of path,label rows (header optional).", show_default=False)] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the label of PATHS.")] = False,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+) -> None:
+    """Label indexed files (stored in the catalog), for `classify`.
+
+    Labels stay with a file when it is re-indexed or moved."""
+    rows: list[tuple[str, str | None]] = []
+    if csv_file is not None:
+        import csv
+
+        with open(csv_file, newline="") as f:
+            rows += [(r[0], r[1]) for r in csv.reader(f) if len(r) >= 2 and r[0] and r[0] != "path"]
+    if paths:
+        if not clear and not name:
+            raise typer.BadParameter("give --label NAME (or --clear)", param_hint="--label")
+        rows += [(str(p), None if clear else name) for p in paths]
+    if not rows:
+        raise typer.BadParameter("nothing to label: give PATHS with --label, or --csv FILE")
+    done = 0
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        for path, value in rows:
+            found = engine.label([path], value)
+            if not found:
+                _err(f"error: {path}: not in the index")
+            done += len(found)
+    _err(f"labelled {done} files")
+
+
+@app.command()
+def classify(
+    clips: Annotated[list[str], typer.Argument(help="Audio clips to label.", show_default=False)],
+    k: Annotated[Optional[int], typer.Option("-k", "--k", min=1, help="Labelled neighbours that vote (default: classify_k, 5).", show_default=False)] = None,
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    catalog_url: CatalogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label each CLIP by its nearest labelled recordings (distance-weighted vote), with a
+    confidence; "unknown" below min_confidence (config).
+
+    With --json, one line per clip: {"query", "label", "confidence", "neighbours": [{"path",
+    "label", "distance"}]} (and "error" for a clip that cannot be read; exit 3).
+    """
+    with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
+        results = engine.classify(clips, k=k)
+    for res in results:
+        if as_json:
+            print(json.dumps(res.as_dict()), flush=True)
+        elif res.error:
+            _err(f"error: {res.error}")
+        else:
+            print(f"{res.label}\t{res.confidence:.2f}\t{res.query}")
+    if any(r.error for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
 @app.command()
 def train(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders to learn from.", show_default=False)],

@@ -43,6 +43,13 @@ class Settings:
     candidates: int = 50
     #: results returned per clip
     k: int = 5
+    #: ``compare``: a mean aligned distance at or below this says one clip contains the other
+    #: (provisional: between clean/noisy excerpts, 0.1-0.6, and unrelated audio, >= 0.95)
+    match_threshold: float = 0.8
+    #: ``classify``: labelled neighbours that vote for a clip's label
+    classify_k: int = 5
+    #: ``classify``: below this share of the (distance-weighted) vote the answer is "unknown"
+    min_confidence: float = 0.5
     #: query mode: ``match`` (where does this clip come from) or ``similar`` (what sounds like it)
     mode: str = "match"
     #: windows per encoder batch
@@ -75,9 +82,11 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
 def _validated(settings: Settings) -> Settings:
     if settings.mode not in ("match", "similar"):
         raise ParameterError(f"mode must be 'match' or 'similar', not {settings.mode!r}")
-    for name in ("query_phases", "neighbours", "candidates", "k", "batch_size", "commit_every_files"):
+    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files"):
         if getattr(settings, name) < 1:
             raise ParameterError(f"setting {name!r} must be >= 1, got {getattr(settings, name)}")
+    if not 0 <= settings.min_confidence <= 1:
+        raise ParameterError(f"min_confidence must be within 0..1, got {settings.min_confidence}")
     if settings.segment_hop_s <= 0:
         raise ParameterError(f"segment_hop_s must be > 0 seconds, got {settings.segment_hop_s}")
     return settings

@@ -35,12 +35,15 @@ from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexN
 from .features import frames_for
 from .query import (
     Alignment,
+    Classification,
+    Comparison,
     Match,
     QueryResult,
     best_alignment_per_recording,
     best_offset,
     pool,
     vote_alignments,
+    weighted_vote,
 )
 
 INDEX_FORMAT = 1
@@ -277,12 +280,13 @@ class SearchEngine:
         try:
             with self.catalog.Session.begin() as s:
                 next_id = int(self.catalog.settings(s)["next_segment_id"])
+                labels = {f.path: f.label for f in replace if f.label is not None}  # survive re-embedding
                 Catalog.delete_files(s, replace)
                 for file_id, values in update:
                     Catalog.update_file(s, file_id, **values)
                 file_ids = []
                 for it in items:
-                    fid = Catalog.add_file(s, it.record, next_id, it.starts_s)
+                    fid = Catalog.add_file(s, it.record, next_id, it.starts_s, label=labels.get(it.record.path))
                     seg_ids = next_id + np.arange(len(it.vectors), dtype=np.int64)
                     self.segments.add(it.vectors, seg_ids)
                     self.wholes.add(pool(it.vectors)[None], np.array([fid], dtype=np.int64))
@@ -304,13 +308,27 @@ class SearchEngine:
         self.blocks = self.catalog.file_blocks()
         return file_ids
 
+    def label(self, paths: Iterable[str | os.PathLike], label: str | None) -> list[str]:
+        """Give indexed files (or every file under a folder) a label, or clear it with ``None``.
+
+        Returns the paths labelled. Labels stay with a file when it is re-embedded or moved.
+        """
+        with self.writing():
+            files = self._files(paths)
+            self.add(update=[(f.id, {"label": label}) for f in files.values()])
+        return sorted(f.path for f in files.values())
+
+    def _files(self, paths: Iterable[str | os.PathLike]) -> dict[int, File]:
+        files: dict[int, File] = {}
+        for p in paths:
+            for f in self.catalog.files_under(path_key(p)) or self.catalog.files_under(str(p)):
+                files[f.id] = f
+        return files
+
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
         """Remove files (or every file under a folder) from the index; returns the removed paths."""
         with self.writing():
-            files: dict[int, File] = {}
-            for p in paths:
-                for f in self.catalog.files_under(path_key(p)) or self.catalog.files_under(str(p)):
-                    files[f.id] = f
+            files = self._files(paths)
             self.add([], replace=files.values())
         return sorted(f.path for f in files.values())
 
@@ -397,6 +415,62 @@ class SearchEngine:
         y, _ = load(clip, sr=self.sample_rate_hz)
         return str(clip), y
 
+    def vector(self, clip) -> np.ndarray:
+        """A clip's whole-sound vector in the ``similar`` space, made exactly as an indexed file's:
+        segment vectors every segment hop, averaged, L2-normalised. ``[dim]`` float32."""
+        name, y = self.load_clip(clip)
+        return pool(self.embed(y, source=name)[0])
+
+    def distance(self, a, b) -> float:
+        """Euclidean distance between two clips in the ``similar`` space (0 = same sound; unit
+        vectors, so at most 2)."""
+        return float(np.linalg.norm(self.vector(a) - self.vector(b)))
+
+    def compare(self, a, b) -> Comparison:
+        """How alike two clips are: their ``similar`` distance, and whether the longer one
+        contains the shorter (``match``: the best exactly aligned mean distance, at or below
+        ``settings.match_threshold``) and where."""
+        (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
+        seg_a, seg_b = self.embed(ya, source=na)[0], self.embed(yb, source=nb)[0]
+        similar = float(np.linalg.norm(pool(seg_a) - pool(seg_b)))
+        (outer, seg), (inner, y) = ((na, seg_a), (nb, yb)) if len(ya) >= len(yb) else ((nb, seg_b), (na, ya))
+        q = self.encoder.embed(y, hop_frames=self.query_hop_frames, batch_size=self.settings.batch_size, source=inner).vectors
+        phases = self.settings.query_phases
+
+        def distance(qi, s):
+            return np.linalg.norm(q[qi] - seg[s], axis=1)
+
+        found = [best_offset(peak, distance, len(q), len(seg), phases=phases) for peak in range(-len(q), len(seg) * phases + phases, phases // 2)]
+        offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
+        return Comparison(
+            a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
+            contains=match <= self.settings.match_threshold, container=outer, contained=inner,
+            offset_s=round(offset * self.segment_hop_s / phases, 3),
+        )
+
+    def classify(self, clips: Sequence, *, k: int | None = None) -> list[Classification]:
+        """Label each clip by its ``k`` nearest labelled recordings (``similar`` space), with a
+        distance-weighted vote; ``"unknown"`` when the winning share is below
+        ``settings.min_confidence`` or nothing is labelled. A clip that cannot be read gets ``error``."""
+        self.refresh()
+        k = k or self.settings.classify_k
+        ids, labels, paths = self.catalog.labelled()
+        known = self.wholes.reconstruct(ids) if len(ids) else np.empty((0, self.encoder.dim), np.float32)
+        out = []
+        for clip in clips:
+            res = Classification(query="<waveform>" if isinstance(clip, tuple) else str(clip))
+            out.append(res)
+            try:
+                v = self.vector(clip)
+            except Audio2VecError as exc:
+                res.error = str(exc)
+                continue
+            d = np.linalg.norm(known - v, axis=1)
+            near = np.argsort(d, kind="stable")[:k]
+            res.neighbours = [{"path": paths[i], "label": labels[i], "distance": round(float(d[i]), 6)} for i in near]
+            res.label, res.confidence = weighted_vote([labels[i] for i in near], d[near], min_confidence=self.settings.min_confidence)
+        return out
+
     def query(self, clip, *, k: int | None = None, mode: str | None = None) -> list[Match]:
         """Recordings for one clip, nearest first. Raises on a bad clip.
 
@@ -441,7 +515,7 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        z = self.encoder.encode(np.concatenate([x for _, x in prepared]), batch_size=self.settings.batch_size)
+        z = self.encoder.encode_windows(np.concatenate([x for _, x in prepared]), batch_size=self.settings.batch_size)
         per_clip = (time.perf_counter() - t0) / len(prepared)
         pos = 0
         for res, x in prepared:
@@ -480,7 +554,7 @@ class SearchEngine:
 
     def _similar(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
         t0 = time.perf_counter()
-        v = pool(q)
+        v = pool(q[:: self.settings.query_phases])  # the segment-hop windows: as an indexed file's vector
         dist, ids = self.wholes.search(v[None], k)
         t1 = time.perf_counter()
         found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]

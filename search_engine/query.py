@@ -48,6 +48,44 @@ class QueryResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Classification:
+    """Answer of ``classify`` for one clip."""
+
+    query: str
+    label: str = "unknown"
+    #: share of the distance-weighted vote that went to ``label`` (0..1)
+    confidence: float = 0.0
+    #: the labelled recordings that voted: ``{"path", "label", "distance"}``, nearest first
+    neighbours: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        out = {"query": self.query, "label": self.label, "confidence": self.confidence, "neighbours": self.neighbours}
+        return {**out, "error": self.error} if self.error else out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Answer of ``compare`` for two clips."""
+
+    a: str
+    b: str
+    #: Euclidean distance of the whole-sound vectors (``similar`` space)
+    distance: float
+    #: mean distance of the best exact alignment of the shorter clip inside the longer (``match``)
+    match_distance: float
+    #: whether that alignment is close enough to say the longer clip contains the shorter
+    contains: bool
+    container: str
+    contained: str
+    #: where in ``container`` the ``contained`` clip starts (seconds)
+    offset_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class Alignment:
     """A scored candidate: recording row (into the file table), offset in query hops, distance."""
@@ -146,6 +184,23 @@ def best_offset(
     mean = np.where(ok, sums / np.maximum(count, 1), np.inf)
     best = int(np.argmin(mean))
     return low + best, float(mean[best]), int(count[best])
+
+
+def weighted_vote(labels: list[str], distances: np.ndarray, *, min_confidence: float) -> tuple[str, float]:
+    """The label most of the neighbours vote for, each weighted by ``1 / distance``.
+
+    Returns ``(label, share of the weight)``, or ``("unknown", share)`` below ``min_confidence``
+    (and ``("unknown", 0.0)`` with no neighbours).
+    """
+    if not labels:
+        return "unknown", 0.0
+    weights = 1.0 / np.maximum(np.asarray(distances, dtype=np.float64), 1e-6)
+    score: dict[str, float] = {}
+    for label, w in zip(labels, weights):
+        score[label] = score.get(label, 0.0) + float(w)
+    best = max(score, key=lambda name: (score[name], name))
+    share = score[best] / float(weights.sum())
+    return (best if share >= min_confidence else "unknown"), round(share, 4)
 
 
 def best_alignment_per_recording(alignments: list[Alignment], k: int) -> list[Alignment]:

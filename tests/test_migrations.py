@@ -23,15 +23,27 @@ def test_migrations_build_exactly_the_models_schema(tmp_path):
     catalog.close()
 
 
+def _first_release_tables(catalog: Catalog) -> None:
+    """The tables as the first release made them: revision 0001, no alembic_version table."""
+    from alembic import command
+
+    cfg, _ = catalog._alembic()
+    with catalog.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+
+
 def test_catalog_from_before_migrations_is_backed_up_and_adopted(tmp_path):
     db = tmp_path / "c.sqlite"
     catalog = Catalog(f"sqlite:///{db}")
-    Base.metadata.create_all(catalog.engine)  # how the first release made its tables
+    _first_release_tables(catalog)
     with catalog.Session.begin() as s:
         Catalog.put_settings(s, {"generation": 7})
     assert catalog.revision() == "0001" and catalog.needs_upgrade()
     backup = catalog.upgrade()
     assert not catalog.needs_upgrade() and catalog.generation() == 7
+    assert catalog.revision() == catalog._alembic()[1].get_current_head() and catalog.labelled()[1] == []
     with sqlite3.connect(backup) as old:
         assert old.execute("select value from settings where key='generation'").fetchone() == ("7",)
     catalog.close()

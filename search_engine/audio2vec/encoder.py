@@ -100,7 +100,7 @@ class Encoder:
         """Length of one vector."""
         return self.architecture.embedding_dim
 
-    def encode(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    def encode_windows(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
         """Vectors of prepared windows.
 
         Parameters
@@ -116,6 +116,56 @@ class Encoder:
         out = np.empty((len(x), self.dim), dtype=np.float32)
         for i in range(0, len(x), batch_size):
             out[i : i + batch_size] = self._call(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
+        return out
+
+    def encode(
+        self,
+        clips,
+        *,
+        batch_size: int = 32,
+        hop_frames: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        """One vector per clip (the whole-sound, ``similar`` vector), in input order.
+
+        Parameters
+        ----------
+        clips : sequence of path-like, ``(waveform, sample_rate)`` or 1-D waveform at the model rate
+        batch_size : int
+            Clips decoded and embedded between two progress updates.
+        hop_frames : int
+            Window hop in frames (32 = 0.512 s, the index's segment hop).
+        show_progress_bar : bool, optional
+            Progress bar on stderr (default: when stderr is a terminal).
+
+        Returns
+        -------
+        np.ndarray [shape=(len(clips), dim), dtype=float32], unit L2 norm
+
+        Raises
+        ------
+        DecodeError
+            For the first clip that cannot be used (unreadable, silent, ...).
+        """
+        from ..audio import load, to_mono
+        from ..progress import progress_bar
+        from ..query import pool
+
+        sr = self.features.sample_rate_hz
+        clips = list(clips)
+        out = np.empty((len(clips), self.dim), dtype=np.float32)
+        with progress_bar(show_progress_bar) as bar:
+            task = bar.add_task("embedding", total=len(clips))
+            for i, clip in enumerate(clips):
+                if isinstance(clip, tuple):
+                    y, name = to_mono(np.asarray(clip[0]), int(clip[1]), sr=sr), "<waveform>"
+                elif isinstance(clip, np.ndarray):
+                    y, name = to_mono(clip, sr, sr=sr), "<waveform>"
+                else:
+                    (y, _), name = load(clip, sr=sr), clip
+                out[i] = pool(self.embed(y, hop_frames=hop_frames, source=name).vectors)
+                if (i + 1) % batch_size == 0 or i + 1 == len(clips):
+                    bar.update(task, completed=i + 1)
         return out
 
     def windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):
@@ -151,7 +201,7 @@ class Encoder:
         top_db = self.features.top_db
         z = np.empty((len(win), self.dim), dtype=np.float32)
         for i in range(0, len(win), batch_size):
-            z[i : i + batch_size] = self.encode(normalize_windows(win[i : i + batch_size], top_db=top_db), batch_size=batch_size)
+            z[i : i + batch_size] = self.encode_windows(normalize_windows(win[i : i + batch_size], top_db=top_db), batch_size=batch_size)
         if not np.isfinite(z).all():
             raise DecodeError(source, "the model gave non-finite vectors for this audio")
         return Embedded(z, starts_s, len(y) / self.features.sample_rate_hz)

@@ -1,0 +1,91 @@
+"""Export Audio2Vec vectors of audio files to ``.npy`` or ``.parquet`` (``audio2vec embed``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .audio import find_audio_files, load
+from .catalog import path_key
+from .errors import DecodeError
+from .progress import progress_bar
+from .query import pool
+
+
+def embed_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    model: str = "default",
+    per_window: bool = False,
+    hop_frames: int = 32,
+    show_progress_bar: bool | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> tuple[dict, int]:
+    """Vectors of every audio file under ``paths``, in walk order.
+
+    Parameters
+    ----------
+    per_window : bool
+        One row per window (every ``hop_frames`` frames; 32 = 0.512 s, the index's segment hop), or
+        one pooled whole-sound row per file (``start_s`` 0).
+
+    Returns
+    -------
+    table : dict
+        ``{"path": [str], "start_s": float64 [n], "vector": float32 [n, dim]}``, paths absolute.
+    failed : int
+        Files that could not be read (each reported through ``on_error``).
+    """
+    from .audio2vec import Encoder
+
+    encoder = Encoder.load(model)
+    files = list(dict.fromkeys(find_audio_files(paths)))
+    names: list[str] = []
+    starts, vectors = [], []
+    failed = 0
+    with progress_bar(show_progress_bar) as bar:
+        task = bar.add_task("embedding", total=len(files))
+        for path in files:
+            try:
+                y, _ = load(path, sr=encoder.features.sample_rate_hz)
+                e = encoder.embed(y, hop_frames=hop_frames, source=path)
+            except DecodeError as exc:
+                failed += 1
+                if on_error:
+                    on_error(str(exc))
+                continue
+            finally:
+                bar.advance(task)
+            v = e.vectors if per_window else pool(e.vectors)[None]
+            names += [path_key(path)] * len(v)
+            starts.append(e.starts_s if per_window else np.zeros(1))
+            vectors.append(v)
+    return {
+        "path": names,
+        "start_s": np.concatenate(starts) if starts else np.empty(0),
+        "vector": np.concatenate(vectors) if vectors else np.empty((0, encoder.dim), np.float32),
+    }, failed
+
+
+def write_embeddings(table: dict, out: str | os.PathLike) -> None:
+    """Write :func:`embed_files`' table atomically: ``.npy`` as a structured array with fields
+    ``path``, ``start_s`` and ``vector``; ``.parquet`` with the same three columns."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    vec = np.asarray(table["vector"], dtype=np.float32)
+    if out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), vec.shape[1])
+        pq.write_table(pa.table({"path": table["path"], "start_s": table["start_s"], "vector": column}), tmp)
+    else:
+        width = max((len(p) for p in table["path"]), default=1)
+        rows = np.empty(len(vec), dtype=[("path", f"U{width}"), ("start_s", "f8"), ("vector", "f4", (vec.shape[1],))])
+        rows["path"], rows["start_s"], rows["vector"] = table["path"], table["start_s"], vec
+        with open(tmp, "wb") as f:
+            np.save(f, rows)
+    os.replace(tmp, out)
