@@ -122,7 +122,7 @@ class Encoder:
         self,
         clips,
         *,
-        batch_size: int = 32,
+        batch_size: int = 512,
         hop_frames: int = 32,
         show_progress_bar: bool | None = None,
     ) -> np.ndarray:
@@ -132,7 +132,8 @@ class Encoder:
         ----------
         clips : sequence of path-like, ``(waveform, sample_rate)`` or 1-D waveform at the model rate
         batch_size : int
-            Clips decoded and embedded between two progress updates.
+            Windows per encoder call; windows of consecutive clips share a call, so many short
+            clips cost few calls.
         hop_frames : int
             Window hop in frames (32 = 0.512 s, the index's segment hop).
         show_progress_bar : bool, optional
@@ -154,6 +155,19 @@ class Encoder:
         sr = self.features.sample_rate_hz
         clips = list(clips)
         out = np.empty((len(clips), self.dim), dtype=np.float32)
+        pending: list[tuple[int, np.ndarray]] = []  # (clip index, its prepared windows)
+
+        def flush() -> None:
+            z = self.encode_windows(np.concatenate([x for _, x in pending]), batch_size=batch_size)
+            pos = 0
+            for i, x in pending:
+                part = z[pos : pos + len(x)]
+                if not np.isfinite(part).all():
+                    raise DecodeError(clips[i], "the model gave non-finite vectors for this audio")
+                out[i] = pool(part)
+                pos += len(x)
+            pending.clear()
+
         with progress_bar(show_progress_bar) as bar:
             task = bar.add_task("embedding", total=len(clips))
             for i, clip in enumerate(clips):
@@ -163,9 +177,13 @@ class Encoder:
                     y, name = to_mono(clip, sr, sr=sr), "<waveform>"
                 else:
                     (y, _), name = load(clip, sr=sr), clip
-                out[i] = pool(self.embed(y, hop_frames=hop_frames, source=name).vectors)
-                if (i + 1) % batch_size == 0 or i + 1 == len(clips):
+                pending.append((i, self.windows(y, hop_frames=hop_frames, source=name)[0]))
+                if sum(len(x) for _, x in pending) >= batch_size:
+                    flush()
                     bar.update(task, completed=i + 1)
+            if pending:
+                flush()
+            bar.update(task, completed=len(clips))
         return out
 
     def windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):
