@@ -559,6 +559,46 @@ class Writer:
         return manifest
 
 
+def add_rendered(w, set_name: str, synths, items_of, probes) -> dict:
+    """Render every synthesiser's items into ``w``, leaving out presets that play the same sample
+    as another source's (probed first); returns the probe's ``(shared presets, near-identical pairs)``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for synth in synths:
+            require_synth(synth)
+        shared, near = shared_presets(synths, probes, Path(tmp))
+        for synth in synths:
+            items = items_of(synth)
+            t = time.perf_counter()
+            ys = render_items(synth, items, Path(tmp))
+            _, _, _, group, fluid = SYNTHS[synth]
+            for it, y in zip(items, ys):
+                if (synth, it.bank, it.program) in shared:
+                    other, c = shared[(synth, it.bank, it.program)]
+                    w.dropped.append(
+                        {
+                            "key": f"{synth}_{it.key}",
+                            "label": it.label,
+                            "source": synth,
+                            "why": f"preset plays the same sample as {other} (probe xcorr {c})",
+                        }
+                    )
+                    continue
+                w.add(
+                    f"{synth}_{it.key}",
+                    finish(y) if y is not None else None,
+                    label=it.label,
+                    source=synth,
+                    group=group,
+                    fluid=fluid,
+                    **it.info,
+                )
+            print(
+                f"  {set_name}/{synth}: {sum(y is not None for y in ys)}/{len(items)} in {time.perf_counter() - t:.1f} s",
+                file=sys.stderr,
+            )
+    return shared, near
+
+
 def _counts(entries: list[dict]) -> dict:
     out: dict[str, dict[str, int]] = {}
     for e in entries:
@@ -681,44 +721,13 @@ def instrument_items(source: str, per_class: int = 12) -> list[Item]:
 
 def build_instruments(out: Path) -> dict:
     w = Writer("instruments", out)
-    with tempfile.TemporaryDirectory() as tmp:
-        for synth in INSTRUMENT_SOURCES:
-            require_synth(synth)
-        shared, near = shared_presets(
-            INSTRUMENT_SOURCES,
-            [(0, p, (base - 12, base, base + 12)) for programs, base in INSTRUMENT_CLASSES.values() for p in programs],
-            Path(tmp),
-        )
-        for synth in INSTRUMENT_SOURCES:
-            items = instrument_items(synth)
-            t = time.perf_counter()
-            ys = render_items(synth, items, Path(tmp))
-            _, _, _, group, fluid = SYNTHS[synth]
-            for it, y in zip(items, ys):
-                if (synth, it.bank, it.program) in shared:
-                    other, c = shared[(synth, it.bank, it.program)]
-                    w.dropped.append(
-                        {
-                            "key": f"{synth}_{it.key}",
-                            "label": it.label,
-                            "source": synth,
-                            "why": f"preset plays the same sample as {other} (probe xcorr {c})",
-                        }
-                    )
-                    continue
-                w.add(
-                    f"{synth}_{it.key}",
-                    finish(y) if y is not None else None,
-                    label=it.label,
-                    source=synth,
-                    group=group,
-                    fluid=fluid,
-                    **it.info,
-                )
-            print(
-                f"  instruments/{synth}: {sum(y is not None for y in ys)}/{len(items)} in {time.perf_counter() - t:.1f} s",
-                file=sys.stderr,
-            )
+    shared, near = add_rendered(
+        w,
+        "instruments",
+        INSTRUMENT_SOURCES,
+        instrument_items,
+        [(0, p, (base - 12, base, base + 12)) for programs, base in INSTRUMENT_CLASSES.values() for p in programs],
+    )
     w.audit_shared()
     return w.close(
         {
@@ -1003,43 +1012,10 @@ def build_effects(out: Path, cap: int = 16) -> dict:
                         excerpt=k,
                     )
     # synthesisers
-    with tempfile.TemporaryDirectory() as tmp:
-        for synth in EFFECT_SYNTHS:
-            require_synth(synth)
-        pitches = tuple(p for p, _ in SFX_VARIANTS)
-        shared, near = shared_presets(
-            EFFECT_SYNTHS, [(0, p, pitches) for p in GM_SFX] + [(b, p, pitches) for b, p in GS_SFX], Path(tmp)
-        )
-        for synth in EFFECT_SYNTHS:
-            items = effect_items(synth)
-            t = time.perf_counter()
-            ys = render_items(synth, items, Path(tmp))
-            _, _, _, group, fluid = SYNTHS[synth]
-            for it, y in zip(items, ys):
-                if (synth, it.bank, it.program) in shared:
-                    other, c = shared[(synth, it.bank, it.program)]
-                    w.dropped.append(
-                        {
-                            "key": f"{synth}_{it.key}",
-                            "label": it.label,
-                            "source": synth,
-                            "why": f"preset plays the same sample as {other} (probe xcorr {c})",
-                        }
-                    )
-                    continue
-                w.add(
-                    f"{synth}_{it.key}",
-                    finish(y) if y is not None else None,
-                    label=it.label,
-                    source=synth,
-                    group=group,
-                    fluid=fluid,
-                    **it.info,
-                )
-            print(
-                f"  effects/{synth}: {sum(y is not None for y in ys)}/{len(items)} in {time.perf_counter() - t:.1f} s",
-                file=sys.stderr,
-            )
+    pitches = tuple(p for p, _ in SFX_VARIANTS)
+    shared, near = add_rendered(
+        w, "effects", EFFECT_SYNTHS, effect_items, [(0, p, pitches) for p in GM_SFX] + [(b, p, pitches) for b, p in GS_SFX]
+    )
     w.audit_shared()
     w.cap(cap)
     return w.close(

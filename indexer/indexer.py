@@ -15,6 +15,7 @@ from search_engine.audio import find_audio_files, load, probe
 from search_engine.catalog import File, FileRecord, path_key
 from search_engine.engine import IndexedFile, SearchEngine
 from search_engine.errors import Audio2VecError, DecodeError, one_line
+from search_engine.progress import progress_bar
 
 from .filestate import channels_and_rate, content_hash, read_tags
 
@@ -100,7 +101,7 @@ class Indexer:
             batch = _Batch()
             moved: set[int] = set()  # ids of indexed files found under a new path in this run
             every = engine.settings.commit_every_files
-            with _progress(show_progress_bar) as progress:
+            with progress_bar(show_progress_bar) as progress:
                 task = progress.add_task("indexing", total=len(files))
                 for path, key in zip(files, keys):
                     progress.update(task, description=_short_name(path))
@@ -236,20 +237,3 @@ def _storable(key: str) -> bool:
 def _short_name(path: Path, width: int = 40) -> str:
     name = one_line(path.name)
     return name if len(name) <= width else "…" + name[-(width - 1) :]
-
-
-def _progress(show: bool | None):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    disable = (not console.is_terminal) if show is None else not show
-    return Progress(
-        TextColumn("{task.description:<40}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=disable,
-        transient=False,
-    )

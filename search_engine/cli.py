@@ -251,8 +251,6 @@ def _scratch_engine(index, config, model):
     """The index's engine when there is one (its model and settings), else a throwaway empty one."""
     import tempfile
 
-    from .config import load_config
-
     settings = _settings(index, config, model=model)
     if (settings.index_dir / "catalog.sqlite").exists():
         with _engine(index, config, model=model) as engine:
