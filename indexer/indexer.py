@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -11,13 +12,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from search_engine.audio import find_audio_files, load, probe
+from search_engine.audio import find_audio_files, probe
 from search_engine.catalog import File, FileRecord, path_key
 from search_engine.engine import IndexedFile, SearchEngine
 from search_engine.errors import Audio2VecError, DecodeError, one_line
 from search_engine.progress import progress_bar
 
-from .filestate import channels_and_rate, content_hash, read_tags
+from .filestate import content_hash
+from .prepare import Prepared, prepare
 
 
 @dataclass
@@ -69,12 +71,16 @@ class Indexer:
     Parameters
     ----------
     engine : SearchEngine
+    workers : int
+        Processes that decode files and compute their spectrograms while this one runs the encoder
+        (1: all in this process).
     on_error : callable(path, message), optional
         Called once per file that cannot be indexed (default: one line on stderr).
     """
 
-    def __init__(self, engine: SearchEngine, *, on_error: Callable[[str, str], None] | None = None):
+    def __init__(self, engine: SearchEngine, *, workers: int = 1, on_error: Callable[[str, str], None] | None = None):
         self.engine = engine
+        self.workers = max(1, int(workers))
         self.on_error = on_error or (lambda path, msg: print(f"error: {msg}", file=sys.stderr))
 
     def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, show_progress_bar: bool | None = None) -> IndexReport:
@@ -101,18 +107,32 @@ class Indexer:
             batch = _Batch()
             moved: set[int] = set()  # ids of indexed files found under a new path in this run
             every = engine.settings.commit_every_files
+            jobs: list[_Job] = []
             with progress_bar(show_progress_bar) as progress:
                 task = progress.add_task("indexing", total=len(files))
+                # first pass: what each file needs (stat, header, hash); moves and copies go in the batch
                 for path, key in zip(files, keys):
                     progress.update(task, description=_short_name(path))
-                    try:
-                        self._one(path, key, known.get(key), batch, moved, report)
-                    except Audio2VecError as exc:
-                        self._fail(report, path, exc if isinstance(exc, DecodeError) else DecodeError(path, str(exc)))
-                    except OSError as exc:
-                        self._fail(report, path, DecodeError(path, f"cannot read: {exc.strerror or exc}"))
-                    finally:
+                    job = self._guarded(report, path, lambda: self._one(path, key, known.get(key), batch, moved, report))
+                    if job is not None:
+                        jobs.append(job)
+                    else:
                         progress.advance(task)
+                    if len(batch) >= every:
+                        batch.commit(engine)
+                # second pass: decode (in worker processes), embed, store
+                for job, prep in self._prepared(jobs):
+                    progress.update(task, description=_short_name(job.path))
+                    item = self._guarded(report, job.path, lambda: self._embedded(job, prep) if isinstance(prep, Prepared) else _raise(prep))
+                    progress.advance(task)
+                    if item is None:
+                        continue
+                    if job.old is not None:
+                        batch.replace.append(job.old)
+                        report.updated += 1
+                    else:
+                        report.added += 1
+                    batch.add(item, report)
                     if len(batch) >= every:
                         batch.commit(engine)
                 gone = self._vanished(paths, set(keys), moved)
@@ -124,8 +144,8 @@ class Indexer:
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _one(self, path: Path, key: str, old: File | None, batch: "_Batch", moved: set[int], report: IndexReport) -> None:
-        """Decide what one file needs and put it in the batch."""
+    def _one(self, path: Path, key: str, old: File | None, batch: "_Batch", moved: set[int], report: IndexReport) -> "_Job | None":
+        """Decide what one file needs: put it in the batch, or return the job of embedding it."""
         st = os.stat(path)
         if old is not None and (old.size_bytes, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
             report.unchanged += 1
@@ -143,18 +163,11 @@ class Indexer:
             batch.update.append((twin.id, {"path": key, **stamp}))
             report.moved += 1
             return
-        if twin is not None:
-            item = self._copy(twin, key, st)
-            report.copied += 1
-        else:
-            item = self._embed(path, key, st, digest)
-            if old is not None:
-                batch.replace.append(old)
-                report.updated += 1
-            else:
-                report.added += 1
-        batch.items.append(item)
-        report.audio_s += item.record.duration_s
+        if twin is None:
+            return _Job(path, key, st, digest, old)  # decoded and embedded in the second pass
+        item = self._copy(twin, key, st)
+        report.copied += 1
+        batch.add(item, report)
 
     def _twin(self, digest: str, moved: set[int]) -> File | None:
         """An indexed file with these exact bytes (preferring one whose path is gone), or None."""
@@ -187,26 +200,80 @@ class Indexer:
         )
         return IndexedFile(record, vectors, engine.catalog.segment_starts(twin))
 
-    def _embed(self, path: Path, key: str, st: os.stat_result, digest: str) -> IndexedFile:
-        engine = self.engine
-        y, sr = load(path, sr=engine.sample_rate_hz)
-        vectors, starts = engine.embed(y, source=path)
-        channels, native_sr = channels_and_rate(path)
-        record = FileRecord(
-            path=key,
-            size_bytes=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            content_hash=digest,
-            duration_s=len(y) / sr,
-            sample_rate_hz=native_sr,
-            channels=channels,
-            tags=read_tags(path),
+    def _prepared(self, jobs: list["_Job"]):
+        """``(job, Prepared or the error)`` in job order; with ``workers > 1`` decoding runs in that
+        many processes, a few files ahead of the encoder."""
+        features = self.engine.encoder.features
+        if self.workers <= 1:
+            for job in jobs:
+                try:
+                    yield job, prepare(job.path, features)
+                except (Audio2VecError, OSError) as exc:
+                    yield job, exc
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        todo = iter(jobs)
+        # forkserver: workers never inherit TensorFlow's threads from this process
+        with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            ahead = deque((job, pool.submit(prepare, job.path, features)) for job in itertools.islice(todo, 2 * self.workers))
+            while ahead:
+                job, future = ahead.popleft()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    ahead.append((nxt, pool.submit(prepare, nxt.path, features)))
+                try:
+                    yield job, future.result()
+                except (Audio2VecError, OSError) as exc:
+                    yield job, exc
+
+    def _embedded(self, job: "_Job", prep: Prepared) -> IndexedFile:
+        e = self.engine.encoder.embed_spectrogram(
+            prep.mel, hop_frames=self.engine.segment_hop_frames, duration_s=prep.duration_s,
+            batch_size=self.engine.settings.batch_size, source=job.path,
         )
-        return IndexedFile(record, vectors, starts)
+        record = FileRecord(
+            path=job.key,
+            size_bytes=job.st.st_size,
+            mtime_ns=job.st.st_mtime_ns,
+            content_hash=job.digest,
+            duration_s=prep.duration_s,
+            sample_rate_hz=prep.sample_rate_hz,
+            channels=prep.channels,
+            tags=prep.tags,
+        )
+        return IndexedFile(record, e.vectors, e.starts_s)
+
+    def _guarded(self, report: IndexReport, path: Path, work):
+        """``work()``, or None after reporting the file when it raises a per-file error."""
+        try:
+            return work()
+        except Audio2VecError as exc:
+            self._fail(report, path, exc if isinstance(exc, DecodeError) else DecodeError(path, str(exc)))
+        except OSError as exc:
+            self._fail(report, path, DecodeError(path, f"cannot read: {exc.strerror or exc}"))
+        return None
 
     def _fail(self, report: IndexReport, path: Path, exc: DecodeError) -> None:
         report.failed.append((str(path), exc.reason))
         self.on_error(str(path), str(exc))
+
+
+@dataclass
+class _Job:
+    """A file to decode and embed."""
+
+    path: Path
+    key: str
+    st: os.stat_result
+    digest: str
+    old: File | None
+
+
+def _raise(exc: BaseException):
+    raise exc
 
 
 @dataclass
@@ -219,6 +286,10 @@ class _Batch:
 
     def __len__(self) -> int:
         return len(self.items) + len(self.replace) + len(self.update)
+
+    def add(self, item: IndexedFile, report: IndexReport) -> None:
+        self.items.append(item)
+        report.audio_s += item.record.duration_s
 
     def commit(self, engine: SearchEngine) -> None:
         engine.add(self.items, replace=self.replace, update=self.update)

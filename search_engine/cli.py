@@ -89,6 +89,7 @@ def index(
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed files under the given folders that no longer exist.")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Processes decoding files while this one embeds (default: workers in config, 1).", show_default=False)] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,8 +105,8 @@ def index(
     from indexer import Indexer
 
     try:
-        with _engine(index, config, create=True, model=model, catalog_url=catalog_url) as engine:
-            report = Indexer(engine).add(paths, prune=prune, show_progress_bar=progress)
+        with _engine(index, config, create=True, model=model, catalog_url=catalog_url, workers=workers) as engine:
+            report = Indexer(engine, workers=engine.settings.workers).add(paths, prune=prune, show_progress_bar=progress)
             stats = engine.stats()
     except OSError as exc:  # e.g. the disk is full: the last commit stands
         _err(f"error: cannot write the index: {exc}. Everything committed before is intact; run the command again to go on")

@@ -56,6 +56,8 @@ class Settings:
     batch_size: int = 512
     #: indexing commits the catalog and saves the vectors after this many files
     commit_every_files: int = 64
+    #: indexing processes that decode files while the main one runs the encoder (1: no extra process)
+    workers: int = 1
 
     def replace(self, **changes: Any) -> "Settings":
         """Return a copy with some fields changed (``None`` values are ignored)."""
@@ -82,7 +84,7 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
 def _validated(settings: Settings) -> Settings:
     if settings.mode not in ("match", "similar"):
         raise ParameterError(f"mode must be 'match' or 'similar', not {settings.mode!r}")
-    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files"):
+    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files", "workers"):
         if getattr(settings, name) < 1:
             raise ParameterError(f"setting {name!r} must be >= 1, got {getattr(settings, name)}")
     if not 0 <= settings.min_confidence <= 1:

@@ -20,6 +20,9 @@ class DecodeError(Audio2VecError):
         self.reason = reason
         super().__init__(f"{one_line(self.source)}: {one_line(reason)}")
 
+    def __reduce__(self):  # picklable, so that it crosses from an indexing worker process
+        return type(self), (self.source, self.reason)
+
 
 def one_line(text: str) -> str:
     """``text`` with every non-printable character (newline, tab, ESC, U+2028, undecodable

@@ -178,3 +178,18 @@ def test_second_writer_is_refused_while_readers_go_on(tmp_path, lib):
             assert other.query((tune(200, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t0.wav")
         assert Indexer(other).add([lib], show_progress_bar=False).added == 2
         assert writer.query((tune(202, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t2.wav")
+
+
+def test_workers_give_the_same_index_as_one_process(tmp_path, lib):
+    (lib / "bad.wav").write_text("not audio\n" * 10)
+    vectors = []
+    for workers in (1, 2):
+        errors = []
+        with SearchEngine.create(tmp_path / f"idx{workers}") as engine:
+            report = Indexer(engine, workers=workers, on_error=lambda p, m: errors.append(m)).add([lib], show_progress_bar=False)
+            assert report.added == 3 and [os.path.basename(p) for p, _ in report.failed] == ["bad.wav"]
+            assert len(errors) == 1 and "not a readable audio file" in errors[0]
+            _consistent(engine)
+            files = sorted(engine.catalog.files_under(str(lib)), key=lambda f: f.path)
+            vectors.append(np.concatenate([engine.segments.reconstruct(f.first_segment_id + np.arange(f.n_segments)) for f in files]))
+    assert np.array_equal(vectors[0], vectors[1])

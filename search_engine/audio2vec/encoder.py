@@ -42,6 +42,19 @@ def weights_id(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def spectrogram(y: np.ndarray, features: FeatureSettings, *, source: object = "<waveform>") -> np.ndarray:
+    """The log-mel spectrogram the encoder reads, ``[frames, n_mels]`` dB; refuses non-finite input.
+
+    Needs no model (and no TensorFlow): indexing workers call it in their own processes.
+    """
+    if len(y) and not (np.isfinite(np.max(y)) and np.isfinite(np.min(y))):  # max/min: no copy of y
+        raise DecodeError(source, "contains NaN or infinite samples")
+    mel = log_mel(y, settings=features)
+    if not np.isfinite(mel).all():
+        raise DecodeError(source, "contains NaN or infinite samples")
+    return mel
+
+
 @dataclass(frozen=True)
 class Embedded:
     """Window vectors of one waveform."""
@@ -196,16 +209,14 @@ class Encoder:
 
     def _raw_windows(self, y: np.ndarray, *, hop_frames: int, source: object):
         """Windows of the log-mel spectrogram (a view) and their starts; raises on unusable input."""
+        return self._mel_windows(spectrogram(y, self.features, source=source), hop_frames=hop_frames, source=source)
+
+    def _mel_windows(self, mel: np.ndarray, *, hop_frames: int, source: object):
         f = self.features
-        if len(y) and not (np.isfinite(np.max(y)) and np.isfinite(np.min(y))):  # max/min: no copy of y
-            raise DecodeError(source, "contains NaN or infinite samples")
-        mel = log_mel(y, settings=f)
         # a sound shorter than a window is followed by silence at the normalisation floor
         floor = float(mel.max()) - f.top_db if mel.size else None
         win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames, pad_value=floor)
-        require_windows(len(starts), source=source, duration_s=len(y) / f.sample_rate_hz, settings=f)
-        if not np.isfinite(mel).all():
-            raise DecodeError(source, "contains NaN or infinite samples")
+        require_windows(len(starts), source=source, duration_s=len(mel) * f.frame_s, settings=f)
         return win, starts * f.frame_s
 
     def embed(self, y: np.ndarray, *, hop_frames: int, batch_size: int = 512, source: object = "<waveform>") -> Embedded:
@@ -215,11 +226,18 @@ class Encoder:
         beyond the spectrogram. Raises :class:`~search_engine.errors.DecodeError` when ``y`` is too
         short or not finite: the vectors returned are always finite.
         """
-        win, starts_s = self._raw_windows(y, hop_frames=hop_frames, source=source)
+        mel = spectrogram(y, self.features, source=source)
+        return self.embed_spectrogram(mel, hop_frames=hop_frames, batch_size=batch_size, source=source, duration_s=len(y) / self.features.sample_rate_hz)
+
+    def embed_spectrogram(
+        self, mel: np.ndarray, *, hop_frames: int, duration_s: float, batch_size: int = 512, source: object = "<waveform>"
+    ) -> Embedded:
+        """:meth:`embed` from a :func:`spectrogram` made elsewhere (e.g. in an indexing worker)."""
+        win, starts_s = self._mel_windows(mel, hop_frames=hop_frames, source=source)
         top_db = self.features.top_db
         z = np.empty((len(win), self.dim), dtype=np.float32)
         for i in range(0, len(win), batch_size):
             z[i : i + batch_size] = self.encode_windows(normalize_windows(win[i : i + batch_size], top_db=top_db), batch_size=batch_size)
         if not np.isfinite(z).all():
             raise DecodeError(source, "the model gave non-finite vectors for this audio")
-        return Embedded(z, starts_s, len(y) / self.features.sample_rate_hz)
+        return Embedded(z, starts_s, duration_s)
