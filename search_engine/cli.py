@@ -309,7 +309,7 @@ def embed(
     try:
         table, failed = embed_files(paths, model=model, per_window=per_window, show_progress_bar=progress, on_error=lambda m: _err(f"error: {m}"))
         write_embeddings(table, out)
-    except Audio2VecError as exc:
+    except (Audio2VecError, OSError) as exc:  # OSError: --out cannot be written
         raise _fail(exc)
     _err(f"wrote {len(table['path'])} vectors of {len(set(table['path']))} files to {out}; {failed} failed")
     if failed:
