@@ -74,13 +74,24 @@ class Indexer:
     workers : int
         Processes that decode files and compute their spectrograms while this one runs the encoder
         (1: all in this process).
+    client : dask.distributed.Client, optional
+        Decode and embed on the cluster's workers instead (they need audio2vec installed and the
+        files at the same paths); rows and vectors are still stored here, in the same batches.
     on_error : callable(path, message), optional
         Called once per file that cannot be indexed (default: one line on stderr).
     """
 
-    def __init__(self, engine: SearchEngine, *, workers: int = 1, on_error: Callable[[str, str], None] | None = None):
+    def __init__(
+        self,
+        engine: SearchEngine,
+        *,
+        workers: int = 1,
+        client=None,
+        on_error: Callable[[str, str], None] | None = None,
+    ):
         self.engine = engine
         self.workers = max(1, int(workers))
+        self.client = client
         self.on_error = on_error or (lambda path, msg: print(f"error: {msg}", file=sys.stderr))
 
     def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, show_progress_bar: bool | None = None) -> IndexReport:
@@ -204,6 +215,9 @@ class Indexer:
         """``(job, Prepared or the error)`` in job order; with ``workers > 1`` decoding runs in that
         many processes, a few files ahead of the encoder."""
         features = self.engine.encoder.features
+        if self.client is not None:
+            yield from self._on_cluster(jobs)
+            return
         if self.workers <= 1:
             for job in jobs:
                 try:
@@ -229,12 +243,44 @@ class Indexer:
                 except (Audio2VecError, OSError) as exc:
                     yield job, exc
 
+    def _on_cluster(self, jobs: list["_Job"]):
+        """Like :meth:`_prepared`, on a Dask cluster: the workers embed too; results in job order."""
+        from collections import deque
+
+        from .prepare import embed_file
+
+        engine = self.engine
+        model = "default" if engine.model == "default" else str(engine.encoder.folder)
+        args = (model, engine.segment_hop_frames, engine.settings.batch_size)
+        ahead_n = 4 * max(1, len(self.client.scheduler_info().get("workers", {})))
+        todo = iter(jobs)
+
+        def submit(job):
+            return job, self.client.submit(embed_file, str(job.path), *args, pure=False)
+
+        ahead = deque(submit(job) for job in itertools.islice(todo, ahead_n))
+        while ahead:
+            job, future = ahead.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                ahead.append(submit(nxt))
+            try:
+                yield job, future.result()
+            except (Audio2VecError, OSError) as exc:
+                yield job, exc
+
     def _embedded(self, job: "_Job", prep: Prepared) -> IndexedFile:
+        if prep.vectors is not None:  # embedded by a cluster worker
+            return IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s)
         e = self.engine.encoder.embed_spectrogram(
             prep.mel, hop_frames=self.engine.segment_hop_frames, duration_s=prep.duration_s,
             batch_size=self.engine.settings.batch_size, source=job.path,
         )
-        record = FileRecord(
+        return IndexedFile(self._record(job, prep), e.vectors, e.starts_s)
+
+    @staticmethod
+    def _record(job: "_Job", prep: Prepared) -> FileRecord:
+        return FileRecord(
             path=job.key,
             size_bytes=job.st.st_size,
             mtime_ns=job.st.st_mtime_ns,
@@ -244,7 +290,6 @@ class Indexer:
             channels=prep.channels,
             tags=prep.tags,
         )
-        return IndexedFile(record, e.vectors, e.starts_s)
 
     def _guarded(self, report: IndexReport, path: Path, work):
         """``work()``, or None after reporting the file when it raises a per-file error."""

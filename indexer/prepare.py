@@ -1,5 +1,6 @@
 """What an indexing worker does for one file, in its own process: decode, spectrogram, format and
-tags. No model and no TensorFlow: the encoder runs in the main process, in large batches."""
+tags (:func:`prepare`, no model: the encoder runs in the main process), or all of that and the
+encoder too (:func:`embed_file`, for Dask workers on other machines)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,26 @@ class Prepared:
     channels: int
     sample_rate_hz: int
     tags: dict
+    #: set by :func:`embed_file` (and then ``mel`` is dropped: it stays on the worker)
+    vectors: np.ndarray | None = None
+    starts_s: np.ndarray | None = None
+
+
+_ENCODERS: dict = {}
+
+
+def embed_file(path: str | os.PathLike, model: str, hop_frames: int, batch_size: int) -> Prepared:
+    """:func:`prepare` plus the encoder, in a Dask worker; the model is loaded once per worker.
+
+    ``model`` is ``"default"`` or a model folder that the worker can read.
+    """
+    from search_engine.audio2vec import Encoder
+
+    encoder = _ENCODERS.get(model) or _ENCODERS.setdefault(model, Encoder.load(model))
+    prep = prepare(path, encoder.features)
+    e = encoder.embed_spectrogram(prep.mel, hop_frames=hop_frames, duration_s=prep.duration_s, batch_size=batch_size, source=path)
+    prep.mel, prep.vectors, prep.starts_s = None, e.vectors, e.starts_s
+    return prep
 
 
 def prepare(path: str | os.PathLike, features: FeatureSettings) -> Prepared:

@@ -89,7 +89,8 @@ def index(
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed files under the given folders that no longer exist.")] = False,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Processes decoding files while this one embeds (default: workers in config, 1).", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Processes decoding files while this one embeds (default: workers in config, 1); with --scheduler local, the cluster's workers.", show_default=False)] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Decode and embed on a Dask cluster: its scheduler address (tcp://host:8786), or 'local' for a LocalCluster here. Workers need audio2vec installed and the files at the same paths.", show_default=False)] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -105,8 +106,9 @@ def index(
     from indexer import Indexer
 
     try:
-        with _engine(index, config, create=True, model=model, catalog_url=catalog_url, workers=workers) as engine:
-            report = Indexer(engine, workers=engine.settings.workers).add(paths, prune=prune, show_progress_bar=progress)
+        with _engine(index, config, create=True, model=model, catalog_url=catalog_url, workers=workers) as engine, \
+                _dask_client(scheduler, workers) as client:
+            report = Indexer(engine, workers=engine.settings.workers, client=client).add(paths, prune=prune, show_progress_bar=progress)
             stats = engine.stats()
     except OSError as exc:  # e.g. the disk is full: the last commit stands
         _err(f"error: cannot write the index: {exc}. Everything committed before is intact; run the command again to go on")
@@ -245,6 +247,22 @@ def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
     )
     if not report["ok"]:
         raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, workers: int | None):
+    """A Dask client for ``--scheduler`` (an address, or ``local`` for a LocalCluster), else None."""
+    if scheduler is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
 
 
 @contextmanager
