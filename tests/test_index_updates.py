@@ -192,4 +192,5 @@ def test_workers_give_the_same_index_as_one_process(tmp_path, lib):
             _consistent(engine)
             files = sorted(engine.catalog.files_under(str(lib)), key=lambda f: f.path)
             vectors.append(np.concatenate([engine.segments.reconstruct(f.first_segment_id + np.arange(f.n_segments)) for f in files]))
-    assert np.array_equal(vectors[0], vectors[1])
+    # the spectrogram's matrix products may sum in another order in another process (BLAS threads)
+    assert np.allclose(vectors[0], vectors[1], atol=1e-5)
