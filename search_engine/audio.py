@@ -128,6 +128,19 @@ def probe(path: str | os.PathLike) -> None:
             raw.close()
 
 
+def load_clip(clip, *, sr: int) -> tuple[str, np.ndarray]:
+    """A query clip as ``(name, mono float32 waveform at sr Hz)``.
+
+    ``clip`` is a path, a ``(waveform, sample_rate)`` pair, or a 1-D waveform already at ``sr``.
+    Raises :class:`DecodeError` as :func:`load` and :func:`to_mono` do.
+    """
+    if isinstance(clip, tuple):
+        return "<waveform>", to_mono(np.asarray(clip[0]), int(clip[1]), sr=sr)
+    if isinstance(clip, np.ndarray):
+        return "<waveform>", to_mono(clip, sr, sr=sr)
+    return str(clip), load(clip, sr=sr)[0]
+
+
 def to_mono(y: np.ndarray, sr_in: int, *, sr: int, source: object = "<waveform>") -> np.ndarray:
     """Convert an array already in memory to a checked mono float32 waveform at ``sr`` Hz.
 

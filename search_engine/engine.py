@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .audio import load, to_mono
+from .audio import load_clip
 from .catalog import Catalog, File, FileRecord, path_key
 from .config import Settings, load_config
 from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
@@ -68,9 +68,7 @@ class SearchEngine:
     :meth:`query` (one clip) or :meth:`query_batch` (many).
     """
 
-    def __init__(self, settings: Settings, catalog: Catalog, encoder, stored: dict):
-        from filelock import FileLock
-
+    def __init__(self, settings: Settings, catalog: Catalog, encoder, stored: dict, lock):
         self.settings = settings
         self.catalog = catalog
         self.encoder = encoder
@@ -78,7 +76,7 @@ class SearchEngine:
         self.segment_hop_frames = int(stored["segment_hop_frames"])
         self.model = stored["model"] if settings.model == "default" else settings.model
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
-        self._lock = FileLock(self.dir / "index.lock")
+        self._lock = lock  # filelock.FileLock on index.lock
         self.generation = -1
         self.refresh()
 
@@ -126,7 +124,7 @@ class SearchEngine:
                     Catalog.put_settings(s, stored)
             else:
                 encoder = cls._check_compatible(settings, stored)
-            return cls(settings, catalog, encoder, stored)
+            return cls(settings, catalog, encoder, stored, lock)
         except BaseException:
             catalog.close()
             raise
@@ -409,11 +407,7 @@ class SearchEngine:
 
     def load_clip(self, clip) -> tuple[str, np.ndarray]:
         """A clip (path, or ``(waveform, sample_rate)``) as ``(name, mono waveform at the model rate)``."""
-        if isinstance(clip, tuple):
-            y, sr = clip
-            return "<waveform>", to_mono(np.asarray(y), int(sr), sr=self.sample_rate_hz)
-        y, _ = load(clip, sr=self.sample_rate_hz)
-        return str(clip), y
+        return load_clip(clip, sr=self.sample_rate_hz)
 
     def vector(self, clip) -> np.ndarray:
         """A clip's whole-sound vector in the ``similar`` space, made exactly as an indexed file's:

@@ -161,7 +161,7 @@ class Encoder:
         DecodeError
             For the first clip that cannot be used (unreadable, silent, ...).
         """
-        from ..audio import load, to_mono
+        from ..audio import load_clip
         from ..progress import progress_bar
         from ..query import pool
 
@@ -184,12 +184,7 @@ class Encoder:
         with progress_bar(show_progress_bar) as bar:
             task = bar.add_task("embedding", total=len(clips))
             for i, clip in enumerate(clips):
-                if isinstance(clip, tuple):
-                    y, name = to_mono(np.asarray(clip[0]), int(clip[1]), sr=sr), "<waveform>"
-                elif isinstance(clip, np.ndarray):
-                    y, name = to_mono(clip, sr, sr=sr), "<waveform>"
-                else:
-                    (y, _), name = load(clip, sr=sr), clip
+                name, y = load_clip(clip, sr=sr)
                 pending.append((i, self.windows(y, hop_frames=hop_frames, source=name)[0]))
                 if sum(len(x) for _, x in pending) >= batch_size:
                     flush()
