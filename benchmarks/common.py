@@ -54,6 +54,41 @@ def stk_music_library() -> list[Path]:
     return sorted(p for p in STK_MUSIC.glob("*.ogg") if not p.stem.endswith(("_fast", "_f")))
 
 
+def music_library_2h(minutes: float = 120.0) -> list[Path]:
+    """At least ``minutes`` of OGG and MP3 music: every SuperTuxKart piece (OGG, 59 min), each also
+    transcoded to MP3 at 128 kbps, then at 64 kbps until the total is reached (MP3s made once with
+    ffmpeg into the benchmark cache; different bytes, so each file is decoded and embedded)."""
+    import soundfile as sf
+    from concurrent.futures import ThreadPoolExecutor
+
+    require_debian_package("supertuxkart-data", STK_MUSIC)
+    require_debian_package("ffmpeg", Path("/usr/bin/ffmpeg"))
+    pieces = sorted(STK_MUSIC.glob("*.ogg"))
+    plan, total = [], 0.0
+    for kbps in (None, 128, 64):
+        for src in pieces:
+            if total >= minutes * 60:
+                break
+            plan.append((src, kbps))
+            total += sf.info(str(src)).duration
+    out = CACHE / "music_mp3"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def made(item) -> Path:
+        src, kbps = item
+        if kbps is None:
+            return src
+        dst = out / f"{src.stem}_{kbps}k.mp3"
+        if not dst.exists():
+            tmp = dst.with_suffix(".part.mp3")
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:a", "libmp3lame", "-b:a", f"{kbps}k", str(tmp)], check=True)
+            tmp.rename(dst)
+        return dst
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return list(pool.map(made, plan))
+
+
 def babble_speech(minutes: float = 6.0) -> list[Path]:
     """espeak-ng speech for babble noise, rendered once into the benchmark cache (held-out split)."""
     require_debian_package("espeak-ng", Path("/usr/bin/espeak-ng"))
