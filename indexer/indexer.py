@@ -200,7 +200,7 @@ class Indexer:
     def _copy(self, twin: File, key: str, st: os.stat_result) -> IndexedFile:
         """The vectors of an indexed file with the same bytes, under a new path (no decoding)."""
         engine = self.engine
-        vectors = engine.segments.reconstruct(twin.first_segment_id + np.arange(twin.n_segments, dtype=np.int64))
+        vectors = engine.segment_vectors(twin.first_segment_id + np.arange(twin.n_segments, dtype=np.int64))
         record = FileRecord(
             path=key,
             size_bytes=st.st_size,

@@ -403,14 +403,15 @@ def train(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders to learn from.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     noise: Annotated[Optional[list[Path]], typer.Option("--noise", help="Recordings mixed in as background noise (repeatable).", show_default=False)] = None,
+    objective: Annotated[str, typer.Option(help="contrastive (clean vs degraded views, NT-Xent: the default model's), cbow (Audio2Vec context prediction) or autoencoder (the seed baseline).")] = "contrastive",
     epochs: Annotated[int, typer.Option(min=1, help="Passes of --steps batches each.")] = 30,
     steps: Annotated[int, typer.Option(min=1, help="Batches per epoch.")] = 300,
-    batch_size: Annotated[int, typer.Option(min=1, help="Windows per batch.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=2, help="Windows (contrastive: pairs) per batch.")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed (data sampling and initial weights).")] = 0,
     init: Annotated[Optional[str], typer.Option(help="Start from this model folder ('default' = bundled) to fine-tune.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the checkpoint in --out.")] = False,
 ) -> None:
-    """Train an Audio2Vec model (denoising autoencoder on log-mel windows) on your own audio.
+    """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
 
     Writes a model folder usable with --model. Checkpoints are kept in OUT/checkpoints until the
     run finishes, so --resume continues an interrupted run.
@@ -418,7 +419,7 @@ def train(
     from .audio2vec.train import TrainConfig, train as run_training
     from .errors import Audio2VecError
 
-    cfg = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed)
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2)
     except Audio2VecError as exc:

@@ -31,6 +31,16 @@ class Settings:
     model: str = "default"
     #: FAISS ``index_factory`` string for the segment vectors (L2 metric; ids added by IDMap2)
     index_factory: str = "IDMap2,Flat"
+    #: past this many segment vectors the segment index becomes ``large_index_factory`` (0: never)
+    large_index_min_segments: int = 200_000
+    #: FAISS ``index_factory`` string for large libraries; ``{nlist}`` is chosen from the size
+    #: (about 4 * sqrt(vectors)). Trained on the library's own vectors; candidates it finds are
+    #: scored with the exact vectors kept on disk (``segments.vectors``)
+    large_index_factory: str = "IVF{nlist},PQ32"
+    #: inverted lists searched per query vector (IVF indexes)
+    nprobe: int = 32
+    #: a large index is rebuilt and retrained once the library has grown this many times since
+    retrain_growth: float = 4.0
     #: FAISS ``index_factory`` string for the whole-recording vectors used by ``similar``
     similar_index_factory: str = "IDMap2,Flat"
     #: time between the starts of two indexed segments (seconds; rounded to the model's frames)
@@ -84,9 +94,15 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
 def _validated(settings: Settings) -> Settings:
     if settings.mode not in ("match", "similar"):
         raise ParameterError(f"mode must be 'match' or 'similar', not {settings.mode!r}")
-    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files", "workers"):
+    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files", "workers", "nprobe"):
         if getattr(settings, name) < 1:
             raise ParameterError(f"setting {name!r} must be >= 1, got {getattr(settings, name)}")
+    if settings.large_index_min_segments < 0 or settings.retrain_growth <= 1:
+        raise ParameterError("large_index_min_segments must be >= 0 and retrain_growth > 1")
+    try:
+        settings.large_index_factory.format(nlist=1)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ParameterError(f"large_index_factory {settings.large_index_factory!r}: the only placeholder is {{nlist}} ({exc})") from None
     if not 0 <= settings.min_confidence <= 1:
         raise ParameterError(f"min_confidence must be within 0..1, got {settings.min_confidence}")
     if settings.segment_hop_s <= 0:

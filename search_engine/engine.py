@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ from .query import (
 
 INDEX_FORMAT = 1
 _VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
+#: the exact segment vectors (see :class:`~search_engine.vectors.VectorStore`)
+STORE_FILE = "segments.vectors"
 #: settings whose change makes an index's vectors incomparable with a model's
 _GUARDED = ("model_id", "features", "embedding_dim")
 
@@ -77,6 +80,10 @@ class SearchEngine:
         self.model = stored["model"] if settings.model == "default" else settings.model
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
         self._lock = lock  # filelock.FileLock on index.lock
+        from .vectors import VectorStore
+
+        self.store = VectorStore(self.dir / STORE_FILE, encoder.dim)
+        self._exact = False  # whether the store holds every committed segment's vector
         self.generation = -1
         self.refresh()
 
@@ -187,23 +194,23 @@ class SearchEngine:
             stored, blocks = self.catalog.snapshot()
             gen = int(stored["generation"])
             try:
-                segments = self._load_vectors("segments", gen)
-                wholes = self._load_vectors("files", gen)
+                segments = self._load_vectors("segments", gen, _active_factory(stored))
+                wholes = self._load_vectors("files", gen, self._factories[1])
             except FileNotFoundError:
                 continue  # a writer committed a newer generation and deleted this one meanwhile: read again
             self.generation, self.segments, self.wholes, self.blocks = gen, segments, wholes, blocks
+            self._exact = self.store.map(int(stored["next_segment_id"]))
             return True
         raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing")
 
-    def _load_vectors(self, kind: str, generation: int):
+    def _load_vectors(self, kind: str, generation: int, factory: str):
         from .vectors import VectorIndex
 
-        factory = self._factories[kind == "files"]
         path = self._vector_path(kind, generation)
         if generation == 0:
             return VectorIndex.create(self.encoder.dim, factory)
         try:
-            return VectorIndex.load(path, factory)
+            return VectorIndex.load(path, factory, nprobe=self.settings.nprobe)
         except RuntimeError as exc:
             if not path.exists():
                 raise FileNotFoundError(path) from exc
@@ -277,7 +284,9 @@ class SearchEngine:
         removed = _removed_ids(replace)
         try:
             with self.catalog.Session.begin() as s:
-                next_id = int(self.catalog.settings(s)["next_segment_id"])
+                stored = self.catalog.settings(s)
+                next_id = first_new = int(stored["next_segment_id"])
+                self._complete_store(next_id)
                 labels = {f.path: f.label for f in replace if f.label is not None}  # survive re-embedding
                 Catalog.delete_files(s, replace)
                 for file_id, values in update:
@@ -292,8 +301,12 @@ class SearchEngine:
                     next_id += len(it.vectors)
                 self.segments.remove(removed[0])
                 self.wholes.remove(removed[1])
+                if items:  # exact rows first: the commit below is what makes them visible
+                    self.store.write(first_new, np.concatenate([it.vectors for it in items]))
+                    self.store.map(next_id)
+                rebuilt = self._rebuild_if_due(stored)
                 self._save_vectors(new_gen)
-                Catalog.put_settings(s, {"generation": new_gen, "next_segment_id": next_id})
+                Catalog.put_settings(s, {"generation": new_gen, "next_segment_id": next_id, **rebuilt})
         except BaseException:
             # the catalog rolled back and still names the old generation: go back to its vector files
             for kind in ("segments", "files"):
@@ -330,6 +343,42 @@ class SearchEngine:
             self.add([], replace=files.values())
         return sorted(f.path for f in files.values())
 
+    def _complete_store(self, next_id: int) -> None:
+        """Writer: make sure the exact store holds every committed segment (an index made before
+        the store existed gets it from its flat FAISS index, once)."""
+        if self.store.map(next_id):
+            return
+        ids = self.segments.ids()
+        full = np.zeros((next_id, self.encoder.dim), dtype=np.float32)
+        if len(ids):
+            full[ids] = self.segments.reconstruct(ids)
+        self.store.write(0, full)
+        self._exact = self.store.map(next_id)
+
+    def _rebuild_if_due(self, stored: dict) -> dict:
+        """Writer: switch the segment index to the type the library's size calls for, or retrain it
+        after the library has grown ``retrain_growth`` times; returns the settings to store."""
+        from .vectors import VectorIndex, choose_factory
+
+        active = _active_factory(stored)
+        trained_on = int(stored.get("index_trained_on", 0))
+        target = choose_factory(len(self.segments), self.settings, active=active, trained_on=trained_on)
+        if target is None:
+            return {}
+        ids = np.sort(self.segments.ids())
+        try:
+            self.segments = VectorIndex.build(self.encoder.dim, target, ids, self.store.__getitem__, nprobe=self.settings.nprobe)
+        except (RuntimeError, ParameterError) as exc:  # e.g. too few vectors to train it: keep the index that works
+            warnings.warn(f"kept the {active} index: cannot build {target!r} from {len(ids)} vectors ({str(exc).splitlines()[0]})", stacklevel=2)
+            return {}
+        return {"active_index_factory": target, "index_trained_on": len(ids)}
+
+    def segment_vectors(self, ids) -> np.ndarray:
+        """Exact vectors of segment ids ``[n]`` -> ``[n, dim]`` (from the store; from FAISS for an
+        index written before the store existed)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return self.store[ids] if self._exact else self.segments.reconstruct(ids)
+
     def _save_vectors(self, generation: int) -> None:
         self.segments.save(self._vector_path("segments", generation))
         self.wholes.save(self._vector_path("files", generation))
@@ -357,7 +406,8 @@ class SearchEngine:
                 blocks = self.catalog.file_blocks(s)
             gen = int(stored["generation"])
             try:
-                segments, wholes = self._load_vectors("segments", gen), self._load_vectors("files", gen)
+                segments = self._load_vectors("segments", gen, _active_factory(stored))
+                wholes = self._load_vectors("files", gen, self._factories[1])
                 break
             except FileNotFoundError:
                 if self.catalog.generation() == gen:
@@ -375,12 +425,25 @@ class SearchEngine:
         differ("files", blocks.file_ids, wholes.ids(), "have a row but no recording vector", "have a recording vector but no row")
         if len(owned) != len(np.unique(owned)):
             problems.append("file blocks overlap")
-        for index, name in ((segments, "segment"), (wholes, "recording")):
-            ids = index.ids()
-            for i in range(0, len(ids), 65536):
-                if not np.isfinite(index.reconstruct(ids[i : i + 65536])).all():
-                    problems.append(f"non-finite {name} vectors")
-                    break
+        from .vectors import VectorStore
+
+        store = VectorStore(self.store.path, self.encoder.dim)
+        exact = store.map(int(stored["next_segment_id"]))
+        if not exact and (store.rows_on_disk() or not segments.is_flat):
+            problems.append(f"the exact vector store {store.path.name} holds {store.rows_on_disk()} rows, the catalog needs {stored['next_segment_id']}")
+        present = np.intersect1d(seg_rows, segments.ids())  # rows missing either side are reported above
+        for i in range(0, len(present), 65536):
+            ids = present[i : i + 65536]
+            rows = store[ids] if exact else segments.reconstruct(ids)
+            if not np.isfinite(rows).all():
+                problems.append("non-finite segment vectors")
+                break
+            if exact and segments.is_flat and not np.array_equal(rows, segments.reconstruct(ids)):
+                problems.append("the exact vector store and the FAISS index disagree")
+                break
+        ids = wholes.ids()
+        if len(ids) and not np.isfinite(wholes.reconstruct(ids)).all():
+            problems.append("non-finite recording vectors")
         return {"ok": not problems, "generation": gen, "files": len(blocks.file_ids), "segments": len(seg_rows), "problems": problems}
 
     def stats(self) -> dict:
@@ -398,10 +461,12 @@ class SearchEngine:
             "model_id": self.encoder.model_id,
             "embedding_dim": self.encoder.dim,
             "segment_hop_s": round(self.segment_hop_s, 4),
-            "index_factory": self._factories[0],
+            "index_factory": self.segments.factory,
+            "index_type": self.segments.describe(),
             "similar_index_factory": self._factories[1],
             "vector_bytes": files_bytes,
             "bytes_per_segment": round(files_bytes / max(1, c["segments"]), 1),
+            "exact_store_bytes": self.store.path.stat().st_size if self.store.path.exists() else 0,
             "generation": self.generation,
         }
 
@@ -531,7 +596,7 @@ class SearchEngine:
 
             def distance(qi, seg):
                 used, at = np.unique(seg, return_inverse=True)  # a few segments, many windows
-                return np.linalg.norm(q[qi] - self.segments.reconstruct(first + used)[at], axis=1)
+                return np.linalg.norm(q[qi] - self.segment_vectors(first + used)[at], axis=1)
 
             found = best_offset(peak, distance, len(q), int(self.blocks.counts[row]), phases=phases)
             if found is not None:
@@ -556,7 +621,7 @@ class SearchEngine:
         out = []
         for rank, (d, fid) in enumerate(found, 1):
             f = files[fid]
-            segs = self.segments.reconstruct(f.first_segment_id + np.arange(f.n_segments))
+            segs = self.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
             nearest = int(np.argmin(np.linalg.norm(segs - v, axis=1))) if len(segs) else 0
             out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0))
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
@@ -591,6 +656,11 @@ def _differences(stored: dict, now: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: index has {a!r}, now {b!r}")
     return out
+
+
+def _active_factory(stored: dict) -> str:
+    """The index_factory of the committed segment index (it changes with the library's size)."""
+    return stored.get("active_index_factory", stored["index_factory"])
 
 
 def _removed_ids(files: list[File]) -> tuple[np.ndarray, np.ndarray]:

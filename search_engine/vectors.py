@@ -39,8 +39,54 @@ class VectorIndex:
         return cls(index, factory)
 
     @classmethod
-    def load(cls, path: Path, factory: str) -> "VectorIndex":
-        return cls(faiss.read_index(str(path)), factory)
+    def load(cls, path: Path, factory: str, *, nprobe: int | None = None) -> "VectorIndex":
+        """Read an index written by :meth:`save`; ``nprobe`` applies to IVF indexes."""
+        out = cls(faiss.read_index(str(path)), factory)
+        out.set_nprobe(nprobe)
+        return out
+
+    @classmethod
+    def build(cls, dim: int, factory: str, ids: np.ndarray, rows, *, nprobe: int | None = None,
+              train_size: int = 256 * 1024, chunk: int = 65536, seed: int = 0) -> "VectorIndex":
+        """A new index of ``factory`` holding ``rows(ids)`` (exact vectors) under ``ids``.
+
+        An index that needs training (IVF, PQ) is trained first on a random sample of at most
+        ``train_size`` of these vectors: the library's own. Vectors are read ``chunk`` at a time.
+        """
+        out = cls.create(dim, factory)
+        ids = np.asarray(ids, dtype=np.int64)
+        if out.needs_training:
+            sample = np.sort(np.random.default_rng(seed).choice(ids, size=min(len(ids), train_size), replace=False))
+            out.index.train(np.ascontiguousarray(rows(sample), dtype=np.float32))
+        for i in range(0, len(ids), chunk):
+            out.add(rows(ids[i : i + chunk]), ids[i : i + chunk])
+        out.set_nprobe(nprobe)
+        return out
+
+    def set_nprobe(self, nprobe: int | None) -> None:
+        """Inverted lists visited per query vector (IVF indexes; ignored by others)."""
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None and nprobe:
+            ivf.nprobe = min(int(nprobe), ivf.nlist)
+
+    @property
+    def _inner(self) -> faiss.Index:
+        """The index inside the id map (or the index itself)."""
+        wrapped = isinstance(self.index, (faiss.IndexIDMap, faiss.IndexIDMap2))
+        return faiss.downcast_index(self.index.index) if wrapped else self.index
+
+    @property
+    def is_flat(self) -> bool:
+        """Whether vectors are stored exactly (a flat index: ``reconstruct`` returns them as added)."""
+        return isinstance(self._inner, faiss.IndexFlat)
+
+    def describe(self) -> dict:
+        """Type, size and memory of the index, for ``stats``."""
+        out = {"type": type(self._inner).__name__, "vectors": len(self), "exact": self.is_flat}
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            out.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe), code_bytes=int(ivf.code_size))
+        return out
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file in the same folder, fsync, rename."""
@@ -113,3 +159,90 @@ class VectorIndex:
         if len(ids) == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         return self.index.reconstruct_batch(ids)
+
+
+class VectorStore:
+    """Exact segment vectors on disk: row ``i`` of a float32 file is the vector of segment id ``i``.
+
+    Append-only: a writer appends the rows of new ids (ids are handed out in increasing order) and
+    fsyncs them *before* the catalog commit that makes them visible; rows past the committed
+    ``next_segment_id`` are leftovers of an interrupted writer and are cut off by the next one.
+    Removed segments leave their rows behind (they are never read again). Readers map the
+    committed prefix read-only, so RAM holds only the pages a query touches.
+
+    Compressed FAISS indexes (IVF-PQ) find candidates; these rows score them exactly and retrain
+    the index when the library grows.
+    """
+
+    def __init__(self, path: Path, dim: int):
+        self.path, self.dim = Path(path), int(dim)
+        self._rows = np.empty((0, self.dim), dtype=np.float32)
+
+    @property
+    def row_bytes(self) -> int:
+        return 4 * self.dim
+
+    def rows_on_disk(self) -> int:
+        try:
+            return os.stat(self.path).st_size // self.row_bytes
+        except FileNotFoundError:
+            return 0
+
+    def map(self, n_rows: int) -> bool:
+        """Map the first ``n_rows`` rows for reading; False if the file holds fewer."""
+        if self.rows_on_disk() < n_rows:
+            self._rows = np.empty((0, self.dim), dtype=np.float32)
+            return False
+        self._rows = (
+            np.memmap(self.path, dtype=np.float32, mode="r", shape=(n_rows, self.dim))
+            if n_rows
+            else np.empty((0, self.dim), dtype=np.float32)
+        )
+        return True
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, ids) -> np.ndarray:
+        """Vectors of ``ids`` (int array) as a new ``[n, dim]`` float32 array."""
+        return np.asarray(self._rows[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
+
+    def write(self, first_id: int, vectors: np.ndarray) -> None:
+        """Put ``vectors`` at rows ``first_id...`` (cutting off anything from there on), and fsync.
+
+        Rows before ``first_id`` that the file lacks (ids never stored) are left as zeros.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with open(self.path, "ab+") as f:
+            f.truncate(first_id * self.row_bytes)
+            f.seek(first_id * self.row_bytes)
+            f.write(vectors.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for an IVF index of ``n`` vectors: the power of two nearest ``4 * sqrt(n)``,
+    at most ``n / 39`` (FAISS wants 39+ training vectors per list), between 1 and 65536."""
+    target = 2 ** round(np.log2(max(1.0, 4.0 * np.sqrt(n))))
+    cap = 2 ** int(np.log2(max(1, n // 39))) if n >= 39 else 1
+    return int(max(1, min(target, cap, 65536)))
+
+
+def choose_factory(n: int, settings, *, active: str, trained_on: int) -> str | None:
+    """The segment index a library of ``n`` vectors should have, or None to keep ``active``.
+
+    Below ``settings.large_index_min_segments``: ``settings.index_factory`` (exact). From there:
+    ``settings.large_index_factory`` with ``{nlist}`` filled in by :func:`nlist_for`, rebuilt and
+    retrained whenever the library has grown ``settings.retrain_growth`` times since it was trained.
+    Back to exact when the library shrinks below half the threshold.
+    """
+    small, threshold = settings.index_factory, settings.large_index_min_segments
+    large = active != small
+    if not large:
+        return settings.large_index_factory.format(nlist=nlist_for(n)) if threshold and n >= threshold else None
+    if n < threshold // 2:
+        return small
+    if n >= settings.retrain_growth * max(1, trained_on):
+        return settings.large_index_factory.format(nlist=nlist_for(n))
+    return None

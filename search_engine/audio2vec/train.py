@@ -1,10 +1,15 @@
-"""Train an Audio2Vec model: the seed objective, a denoising autoencoder on log-mel windows.
+"""Train an Audio2Vec model on log-mel windows, with one of three objectives (``TrainConfig.objective``):
 
-The encoder reads a window of a *noisy* version of the audio (synthetic coloured noise and, when
-given, noise recordings such as speech, mixed at 0-20 dB SNR in the mel power domain) and the decoder
-must reconstruct the *clean* window, so the bottleneck learns what the recording is rather than what
-was added to it. After training, g() is fitted: centre the bottlenecks of clean training windows and
-project them onto their ``embedding_dim`` principal axes, then L2-normalise.
+- ``autoencoder`` (the seed): the encoder reads a window of a *noisy* version of the audio
+  (synthetic coloured noise and, when given, noise recordings such as speech, mixed at 0-20 dB SNR
+  in the mel power domain) and the decoder must reconstruct the *clean* window;
+- ``cbow``: Audio2Vec context prediction, the slice rebuilt from its neighbours' bottlenecks;
+- ``contrastive``: NT-Xent on (clean, degraded view) pairs, as in neural audio fingerprinting
+  (see :mod:`.objectives` and :mod:`.views`).
+
+For the first two, g() is fitted after training: centre the bottlenecks of clean training windows
+and project them onto their ``embedding_dim`` principal axes, then L2-normalise. The contrastive
+objective trains g() (dense projection + L2 normalisation) with the encoder.
 
 Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``) or ``python -m search_engine.audio2vec.train``.
 """
@@ -32,10 +37,15 @@ from .model import Architecture
 MIN_TRAIN_AUDIO_S = 30.0
 
 
+#: the objectives :func:`train` knows
+OBJECTIVES = ("autoencoder", "cbow", "contrastive")
+
+
 @dataclass
 class TrainConfig:
     """A complete, reproducible training recipe (saved in the model folder)."""
 
+    objective: str = "contrastive"
     epochs: int = 30
     steps_per_epoch: int = 300
     batch_size: int = 64
@@ -47,8 +57,16 @@ class TrainConfig:
     #: the input window is shifted by up to this many frames against the target (time-shift robustness)
     jitter_frames: int = 2
     validation_fraction: float = 0.05
-    #: clean windows used to fit g()'s projection
+    #: clean windows used to fit g()'s projection (autoencoder, cbow)
     projection_windows: int = 20000
+    #: contrastive: NT-Xent temperature, SNR of the noise added to positives, share of positives
+    #: cut from the clean audio (not a waveform view), EQ range
+    temperature: float = 0.05
+    pair_snr_db: tuple[float, float] = (0.0, 10.0)
+    clean_view_probability: float = 0.2
+    eq_db: float = 6.0
+    #: cbow: windows of context on each side
+    context_windows: int = 2
     features: FeatureSettings = field(default_factory=FeatureSettings)
     architecture: Architecture = field(default_factory=Architecture)
 
@@ -70,6 +88,36 @@ def _power_mels(files, features: FeatureSettings, log=print):
         names.append(str(path))
         seconds += len(y) / features.sample_rate_hz
     return mels, names, seconds
+
+
+def _track(path: str, features: FeatureSettings, seed: tuple[int, int], codec_ok: bool):
+    """One file's clean mel power and its degraded views' ``[(mel power, rate)]`` (contrastive)."""
+    from .views import waveform_views
+
+    y, sr = load(path, sr=features.sample_rate_hz)
+    to_power = lambda w: np.power(10.0, log_mel(w, settings=features) / 10.0, dtype=np.float32)  # noqa: E731
+    views = [(to_power(v.y), v.rate) for v in waveform_views(y, sr=sr, rng=np.random.default_rng(seed), codec_ok=codec_ok)]
+    return to_power(y), [(m, r) for m, r in views if len(m) >= features.window_frames], len(y) / sr
+
+
+def _tracks(names, features: FeatureSettings, seed: int, log, workers: int = 2):
+    """:func:`_track` for every file, in ``workers`` processes (the views cost ~1/20 of real time)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from . import augment
+
+    codec_ok = "mp3" in augment.available_codecs()
+    if not codec_ok:
+        log("no MP3 encoder in this FFmpeg build: training without codec views")
+    out = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        futures = [pool.submit(_track, n, features, (seed, i), codec_ok) for i, n in enumerate(names)]
+        for k, fut in enumerate(futures, 1):
+            out.append(fut.result()[:2])
+            if k % 16 == 0 or k == len(futures):
+                log(f"degraded views: {k}/{len(futures)} files")
+    return out
 
 
 def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, seconds: float = 30.0):
@@ -161,6 +209,7 @@ def train(
     import keras
 
     from .model import build_autoencoder, build_decoder, build_encoder, build_projection
+    from .objectives import ContextSampler, PairSampler, context_model, contrastive_model
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg = config or TrainConfig()
@@ -193,18 +242,36 @@ def train(
     train_mels = [m for m, v in zip(mels, is_val) if not v]
     val_mels = [m for m, v in zip(mels, is_val) if v]
 
+    if cfg.objective not in OBJECTIVES:
+        raise ParameterError(f"unknown objective {cfg.objective!r} (one of {', '.join(OBJECTIVES)})")
     encoder = build_encoder(f.window_frames, f.n_mels, arch)
-    decoder = build_decoder(f.window_frames, f.n_mels, arch)
+    decoder = build_decoder(f.window_frames, f.n_mels, arch) if cfg.objective != "contrastive" else None
+    g = build_projection(arch)
     if init is not None:
         encoder.load_weights(init_dir / WEIGHT_FILES["encoder"])
-        decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
-    autoencoder = build_autoencoder(encoder, decoder)
-    autoencoder.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse")
-
-    sampler = WindowSampler(train_mels, noise_mels, cfg, rng)
-    val_x, val_y = WindowSampler(val_mels, noise_mels, cfg, np.random.default_rng(cfg.seed + 1)).batch(
-        max(cfg.batch_size, 512)
-    )
+        if decoder is not None and (init_dir / WEIGHT_FILES["decoder"]).exists():
+            decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
+        if cfg.objective == "contrastive":
+            g.load_weights(init_dir / WEIGHT_FILES["g"])
+    val_rng = np.random.default_rng(cfg.seed + 1)
+    val_n = max(cfg.batch_size, 512)
+    if cfg.objective == "autoencoder":
+        model = build_autoencoder(encoder, decoder)
+        sampler = WindowSampler(train_mels, noise_mels, cfg, rng)
+        validation = WindowSampler(val_mels, noise_mels, cfg, val_rng).batch(val_n)
+    elif cfg.objective == "cbow":
+        model = context_model(encoder, decoder)
+        sampler = ContextSampler(train_mels, cfg, rng)
+        validation = ContextSampler(val_mels, cfg, val_rng).batch(val_n)
+    else:
+        model = contrastive_model(encoder, g, temperature=cfg.temperature)
+        tracks = _tracks(names, f, cfg.seed, log)
+        sampler = PairSampler([t for t, v in zip(tracks, is_val) if not v], noise_mels, cfg, rng)
+        validation = PairSampler([t for t, v in zip(tracks, is_val) if v], noise_mels, cfg, val_rng).batch(val_n)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse" if cfg.objective == "autoencoder" else None)
+    model(validation[0][:1])  # build it: checkpoints need the variables
 
     class Batches(keras.utils.PyDataset):
         def __len__(self):
@@ -220,29 +287,30 @@ def train(
     callbacks = [
         keras.callbacks.BackupAndRestore(str(ckpt / "backup")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
-        keras.callbacks.ModelCheckpoint(str(ckpt / "autoencoder.weights.h5"), save_weights_only=True),
     ]
-    history = autoencoder.fit(
-        Batches(), epochs=cfg.epochs, validation_data=(val_x, val_y), callbacks=callbacks, verbose=verbose
+    history = model.fit(
+        Batches(), epochs=cfg.epochs, validation_data=validation, validation_batch_size=cfg.batch_size,
+        callbacks=callbacks, verbose=verbose,
     )
 
-    # g(): principal axes of clean training bottlenecks
-    clean = normalize_windows(10.0 * np.log10(np.maximum(sampler.clean(cfg.projection_windows), 1e-10)), top_db=f.top_db)
-    h = encoder.predict(clean, batch_size=512, verbose=0)
-    mean = h.mean(axis=0)
-    _, s, vt = np.linalg.svd(h - mean, full_matrices=False)
-    axes = vt[: arch.embedding_dim].T.astype(np.float32)  # (bottleneck, dim)
-    g = build_projection(arch)
-    g.get_layer("g_project").set_weights([axes, (-mean @ axes).astype(np.float32)])
-    explained = float((s[: arch.embedding_dim] ** 2).sum() / (s**2).sum())
+    explained = None
+    if cfg.objective != "contrastive":  # g(): principal axes of clean training bottlenecks
+        clean = normalize_windows(10.0 * np.log10(np.maximum(WindowSampler(train_mels, noise_mels, cfg, rng).clean(cfg.projection_windows), 1e-10)), top_db=f.top_db)
+        h = encoder.predict(clean, batch_size=512, verbose=0)
+        mean = h.mean(axis=0)
+        _, s, vt = np.linalg.svd(h - mean, full_matrices=False)
+        axes = vt[: arch.embedding_dim].T.astype(np.float32)  # (bottleneck, dim)
+        g.get_layer("g_project").set_weights([axes, (-mean @ axes).astype(np.float32)])
+        explained = round(float((s[: arch.embedding_dim] ** 2).sum() / (s**2).sum()), 4)
 
-    for key, model in (("encoder", encoder), ("g", g), ("decoder", decoder)):
-        model.save_weights(out / WEIGHT_FILES[key])
+    for key, part in (("encoder", encoder), ("g", g), ("decoder", decoder)):
+        if part is not None:
+            part.save_weights(out / WEIGHT_FILES[key])
     final = {k: float(v[-1]) for k, v in history.history.items()} if history.history else {}
     record = {
         "format": MODEL_FORMAT,
         "model_id": weights_id(out),
-        "objective": "denoising-autoencoder",
+        "objective": cfg.objective,
         "features": f.as_dict(),
         "architecture": arch.as_dict(),
         "training": {
@@ -253,7 +321,7 @@ def train(
             "noise_files": [str(p) for p in noise_paths],
             "init": str(init) if init is not None else None,
             "final": final,
-            "projection_variance_explained": round(explained, 4),
+            "projection_variance_explained": explained,
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": {"python": platform.python_version(), "keras": keras.__version__},
         },

@@ -1,0 +1,110 @@
+"""Degraded views of training audio, for the contrastive and context objectives.
+
+Two kinds, chosen for speed (training runs on a CPU without starving):
+
+- **Waveform views**, made once per training file before training (:func:`waveform_views`): a
+  low-bitrate MP3 round trip, a room (synthetic reverb, then a telephone or random band), a
+  tape-speed change (tempo and pitch together) and a phase-vocoder tempo change with a pitch shift.
+  Each view knows its time ``rate``: frame ``t`` of the original is near frame ``t / rate`` of
+  the view.
+- **Mel-domain degradations**, drawn per training pair on mel *power* windows ``(n, frames, mels)``
+  (:func:`add_noise`, :func:`random_eq`), and on normalised windows (:func:`spec_mask`).
+
+Everything takes an explicit ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import augment
+
+
+@dataclass(frozen=True)
+class View:
+    """One degraded version of a waveform."""
+
+    name: str
+    y: np.ndarray  #: [shape=(m,), float32] at the same sample rate as the original
+    rate: float  #: time scale: original frame ``t`` is near view frame ``t / rate``
+
+
+def waveform_views(y: np.ndarray, *, sr: int, rng: np.random.Generator, codec_ok: bool = True) -> list[View]:
+    """Degraded versions of ``y`` (mono float32 at ``sr`` Hz) for contrastive pairs.
+
+    - ``mp3``: MP3 at 24-64 kbps, aligned (:func:`augment.codec`); skipped when ``codec_ok`` is false;
+    - ``room``: reverb (RT60 0.2-1.0 s, direct-to-reverb -3..+9 dB), then the telephone band
+      (300-3400 Hz at 8 kHz) half the time, otherwise a random band-pass;
+    - ``speed``: played 3-7 % faster or slower (tempo and pitch together);
+    - ``tempo``: tempo changed 3-7 % (phase vocoder), pitch shifted up to +-60 cents.
+    """
+    views = []
+    if codec_ok:
+        views.append(View("mp3", augment.codec(y, sr=sr, codec="mp3", bitrate_kbps=int(rng.choice([24, 32, 48, 64]))), 1.0))
+    ir = augment.synth_room_ir(sr=sr, rt60_s=float(rng.uniform(0.2, 1.0)), rng=rng, direct_to_reverb_db=float(rng.uniform(-3, 9)))
+    wet = augment.reverb(y, ir)
+    if rng.random() < 0.5:
+        wet = augment.telephone(wet, sr=sr)
+    else:
+        lo = float(rng.uniform(50, 500))
+        wet = augment.bandpass(wet, sr=sr, low_hz=lo, high_hz=float(rng.uniform(max(2500.0, 4 * lo), 0.48 * sr)))
+    views.append(View("room", wet, 1.0))
+    sign = rng.choice([-1.0, 1.0])
+    rate = 1.0 + sign * float(rng.uniform(0.03, 0.07))
+    views.append(View("speed", augment.speed(y, rate=rate), rate))
+    rate = 1.0 + rng.choice([-1.0, 1.0]) * float(rng.uniform(0.03, 0.07))
+    pitch = 2.0 ** (float(rng.uniform(-60, 60)) / 1200)  # one phase vocoder pass: stretch, then speed
+    views.append(View("tempo", augment.speed(augment.time_stretch(y, rate=rate / pitch), rate=pitch), rate))
+    return views
+
+
+def add_noise(power: np.ndarray, noises: list[np.ndarray], *, snr_db: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """Mix a random noise window into each window of ``power`` at a random SNR (in place).
+
+    Parameters
+    ----------
+    power : np.ndarray [shape=(n, frames, mels)], mel power (linear)
+    noises : list of np.ndarray [shape=(t, mels)], mel power of noise recordings (``t >= frames``)
+    snr_db : (low, high)
+        SNR range in dB, measured on the window's total mel power.
+    """
+    n, frames, _ = power.shape
+    for i in range(n):
+        a = noises[rng.integers(len(noises))]
+        start = rng.integers(0, len(a) - frames + 1)
+        noise = a[start : start + frames]
+        snr = rng.uniform(*snr_db)
+        power[i] += noise * (power[i].sum() / max(float(noise.sum()), 1e-12) / 10 ** (snr / 10))
+    return power
+
+
+def random_eq(power: np.ndarray, *, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Multiply each window by a random smooth gain curve over the mel bands, within +-``max_db``."""
+    n, _, mels = power.shape
+    x = np.linspace(-1.0, 1.0, mels)
+    coef = rng.uniform(-1.0, 1.0, size=(n, 3))
+    curve = coef[:, :1] * x + coef[:, 1:2] * (2 * x**2 - 1) + coef[:, 2:] * (4 * x**3 - 3 * x)
+    curve *= max_db / np.maximum(np.abs(curve).max(axis=1, keepdims=True), 1e-9)
+    power *= (10.0 ** (curve / 10.0))[:, None, :].astype(np.float32)
+    return power
+
+
+def spec_mask(x: np.ndarray, *, max_frames: int, max_bands: int, rng: np.random.Generator) -> np.ndarray:
+    """SpecAugment: one time stripe and one band stripe per window set to 0 (the window mean), in place.
+
+    ``x`` is normalised encoder input ``(n, frames, mels)``.
+    """
+    n, frames, mels = x.shape
+    for i in range(n):
+        w = rng.integers(0, max_frames + 1)
+        t = rng.integers(0, frames - w + 1)
+        x[i, t : t + w] = 0.0
+        b = rng.integers(0, max_bands + 1)
+        m = rng.integers(0, mels - b + 1)
+        x[i, :, m : m + b] = 0.0
+    return x
+
+
+__all__ = ["View", "waveform_views", "add_noise", "random_eq", "spec_mask"]
