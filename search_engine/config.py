@@ -36,7 +36,7 @@ class Settings:
     #: FAISS ``index_factory`` string for large libraries; ``{nlist}`` is chosen from the size
     #: (about 4 * sqrt(vectors)). Trained on the library's own vectors; candidates it finds are
     #: scored with the exact vectors kept on disk (``segments.vectors``)
-    large_index_factory: str = "IVF{nlist},PQ32"
+    large_index_factory: str = "IVF{nlist},PQ32x4fs"
     #: inverted lists searched per query vector (IVF indexes)
     nprobe: int = 32
     #: a large index is rebuilt and retrained once the library has grown this many times since
