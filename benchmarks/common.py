@@ -89,6 +89,36 @@ def music_library_2h(minutes: float = 120.0) -> list[Path]:
         return list(pool.map(made, plan))
 
 
+#: held-out music21 works (never trained on) rendered with sf_GMbank (a soundfont training never
+#: used), cut in manifest order into disjoint parts: (first minute, last minute) of the pool
+HELDOUT_PARTS = {"library": (0, 70), "outsiders": (70, 100), "calibration_library": (100, 130), "calibration_outsiders": (130, 160)}
+
+
+def heldout_music(part: str) -> list[Path]:
+    """One part of the held-out music pool (see :data:`HELDOUT_PARTS`), rendered once into the cache.
+
+    Works are whole and never shared between parts, so ``outsiders`` are truly outside a library
+    made of ``library``, and calibration data never overlaps benchmark data.
+    """
+    require_debian_package("fluidsynth", Path("/usr/bin/fluidsynth"))
+    require_debian_package("csound-soundfont", Path("/usr/share/sounds/sf2/sf_GMbank.sf2"))
+    out = CACHE / "music_heldout"
+    total = max(hi for _, hi in HELDOUT_PARTS.values())
+    if not (out / "manifest.json").exists():
+        subprocess.run(
+            [sys.executable, str(REPO / "data" / "render.py"), "music", "--out", str(out), "--minutes", str(total),
+             "--soundfont", "/usr/share/sounds/sf2/sf_GMbank.sf2", "--split", "heldout", "--seed", "3", "--jobs", "2"],
+            check=True,
+        )
+    lo, hi = HELDOUT_PARTS[part]
+    files, t = [], 0.0
+    for e in json.loads((out / "manifest.json").read_text()):
+        if lo * 60 <= t < hi * 60:
+            files.append(out / e["file"])
+        t += e["duration_s"]
+    return files
+
+
 def babble_speech(minutes: float = 6.0) -> list[Path]:
     """espeak-ng speech for babble noise, rendered once into the benchmark cache (held-out split)."""
     require_debian_package("espeak-ng", Path("/usr/bin/espeak-ng"))

@@ -150,17 +150,26 @@ def query(
     """Find the recordings nearest to each CLIP, ranked by Euclidean distance (smaller is nearer).
 
     With --json, stdout gets exactly one line per clip, in the order given:
-    {"query": CLIP, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ...}, ...]}
+    {"query": CLIP, "matched": true, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
-    offset_s is where in the recording the clip starts (seconds). Exit code 3 if some clip failed.
+    offset_s is where in the recording the clip starts (seconds). matched (match mode): the
+    distance is within match_threshold, so the clip is in that recording; "matched": false at the
+    top means the clip is in no indexed recording (the nearest are still listed). Exit code 3 if
+    some clip failed.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
         results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
+        threshold = engine.match_threshold
     for res in results:
         if as_json:
-            line = {"query": res.query, "results": [
-                {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s} for m in res.matches
-            ]}
+            line = {"query": res.query}
+            if res.matched is not None:
+                line["matched"] = res.matched
+            line["results"] = [
+                {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
+                | ({"matched": m.distance <= threshold} if res.matched is not None else {})
+                for m in res.matches
+            ]
             if res.error:
                 line["error"] = res.error
             print(json.dumps(line), flush=True)
@@ -180,7 +189,8 @@ def _print_table(res) -> None:
     if res.error:
         _err(f"error: {res.error}")
         return
-    table = Table(title=one_line(res.query), title_justify="left")
+    title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
+    table = Table(title=title, title_justify="left")
     for col, justify in (("rank", "right"), ("distance", "right"), ("offset", "right"), ("recording", "left")):
         table.add_column(col, justify=justify)
     for m in res.matches:

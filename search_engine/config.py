@@ -53,9 +53,9 @@ class Settings:
     candidates: int = 50
     #: results returned per clip
     k: int = 5
-    #: ``compare``: a mean aligned distance at or below this says one clip contains the other
-    #: (provisional: between clean/noisy excerpts, 0.1-0.6, and unrelated audio, >= 0.95)
-    match_threshold: float = 0.8
+    #: ``match`` queries and ``compare``: a best aligned distance at or below this means the clip is
+    #: in that recording (``matched``); 0 means the threshold calibrated with the model
+    match_threshold: float = 0.0
     #: ``classify``: labelled neighbours that vote for a clip's label
     classify_k: int = 5
     #: ``classify``: below this share of the (distance-weighted) vote the answer is "unknown"

@@ -49,6 +49,9 @@ from .query import (
 
 INDEX_FORMAT = 1
 _VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
+#: match threshold of a model without a calibrated one (the seed model's clean/noisy excerpts
+#: scored 0.1-0.6, unrelated audio 0.95 and more)
+UNCALIBRATED_THRESHOLD = 0.8
 #: the exact segment vectors (see :class:`~search_engine.vectors.VectorStore`)
 STORE_FILE = "segments.vectors"
 #: settings whose change makes an index's vectors incomparable with a model's
@@ -488,7 +491,7 @@ class SearchEngine:
     def compare(self, a, b) -> Comparison:
         """How alike two clips are: their ``similar`` distance, and whether the longer one
         contains the shorter (``match``: the best exactly aligned mean distance, at or below
-        ``settings.match_threshold``) and where."""
+        :attr:`match_threshold`) and where."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         seg_a, seg_b = self.embed(ya, source=na)[0], self.embed(yb, source=nb)[0]
         similar = float(np.linalg.norm(pool(seg_a) - pool(seg_b)))
@@ -503,7 +506,7 @@ class SearchEngine:
         offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
-            contains=match <= self.settings.match_threshold, container=outer, contained=inner,
+            contains=match <= self.match_threshold, container=outer, contained=inner,
             offset_s=round(offset * self.segment_hop_s / phases, 3),
         )
 
@@ -582,7 +585,16 @@ class SearchEngine:
             pos += len(x)
             res.timings["encoder"] = per_clip
             res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, k, res.timings)
+            if mode == "match":
+                res.matched = bool(res.matches) and res.matches[0].distance <= self.match_threshold
         return results
+
+    @property
+    def match_threshold(self) -> float:
+        """Largest best-alignment distance that counts as found: ``settings.match_threshold``, or
+        (when that is 0) the one calibrated for the model (``match_threshold`` in its config.json;
+        0.8 for a model nobody calibrated)."""
+        return self.settings.match_threshold or float(self.encoder.config.get("match_threshold", UNCALIBRATED_THRESHOLD))
 
     def _match(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
         phases = self.settings.query_phases

@@ -44,8 +44,11 @@ class QueryResult:
     query: str
     matches: list[Match] = field(default_factory=list)
     error: str | None = None
-    #: seconds spent per stage: decode, features+encoder, search, aggregate
+    #: seconds spent per stage: decode, features, encoder, search, aggregate
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``match`` mode: whether the nearest recording is within the match threshold, i.e. the clip
+    #: was found in the library (``False``: in no indexed recording); ``None`` in ``similar`` mode
+    matched: bool | None = None
 
 
 @dataclass

@@ -10,7 +10,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from search_engine.cli import app
-from synth import SR
+from synth import SR, tune
 
 runner = CliRunner()
 
@@ -48,16 +48,19 @@ def test_query_json_contract_and_api_agreement(cli_index, library, tmp_path):
         sf.write(clip, y[(2 + i) * SR : (7 + i) * SR], SR)
         clips.append(str(clip))
     missing = str(tmp_path / "missing.wav")
-    result = runner.invoke(app, ["query", clips[0], missing, clips[1], clips[2], "--index", str(cli_index), "--json", "-k", "2"])
+    outside = tmp_path / "outside.wav"
+    sf.write(outside, tune(999, 5.0), SR)  # a tune in no indexed recording
+    result = runner.invoke(app, ["query", clips[0], missing, clips[1], clips[2], str(outside), "--index", str(cli_index), "--json", "-k", "2"])
     assert result.exit_code == 3
     lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
-    assert [line["query"] for line in lines] == [clips[0], missing, clips[1], clips[2]]
-    assert lines[1]["results"] == [] and "missing.wav" in lines[1]["error"]
+    assert [line["query"] for line in lines] == [clips[0], missing, clips[1], clips[2], str(outside)]
+    assert lines[1]["results"] == [] and "missing.wav" in lines[1]["error"] and "matched" not in lines[1]
+    assert lines[4]["matched"] is False and not any(r["matched"] for r in lines[4]["results"])
     with SearchEngine.open(cli_index) as engine:
         for line, clip, (path, _) in zip([lines[0], lines[2], lines[3]], clips, library.items()):
-            assert set(line) == {"query", "results"}
-            assert [set(r) for r in line["results"]] == [{"rank", "path", "distance", "offset_s"}] * 2
-            assert line["results"][0]["path"] == path
+            assert set(line) == {"query", "matched", "results"} and line["matched"] is True
+            assert [set(r) for r in line["results"]] == [{"rank", "path", "distance", "offset_s", "matched"}] * 2
+            assert line["results"][0]["path"] == path and line["results"][0]["matched"]
             api = engine.query(clip, k=2)
             assert [(r["path"], r["offset_s"]) for r in line["results"]] == [(m.path, m.offset_s) for m in api]
             assert [r["distance"] for r in line["results"]] == pytest.approx([m.distance for m in api], abs=1e-5)

@@ -45,11 +45,13 @@ def test_similar_mode_ranks_the_source_first(engine, library):
         assert found[0].distance < found[1].distance
 
 
-def test_unknown_clip_is_farther_than_a_known_one(engine, library):
+def test_unknown_clip_is_farther_than_a_known_one_and_not_matched(engine, library):
     path, y = next(iter(library.items()))
-    known = engine.query((_clip(y, 2.0, 5.0), SR), k=1)[0]
-    unknown = engine.query((tune(999, 5.0), SR), k=1)[0]
-    assert known.distance < unknown.distance
+    known, unknown = engine.query_batch([(_clip(y, 2.0, 5.0), SR), (tune(999, 5.0), SR)], k=1)
+    similar = engine.query_batch([(_clip(y, 2.0, 5.0), SR)], k=1, mode="similar")[0]
+    assert known.matches[0].distance < unknown.matches[0].distance
+    assert known.matched is True and unknown.matched is False  # at the model's calibrated threshold
+    assert similar.matched is None  # no threshold in similar mode
 
 
 def test_bad_clips_raise_or_report(engine, library, tmp_path):

@@ -188,6 +188,7 @@ def train(
     resume: bool = False,
     verbose: int = 1,
     log=None,
+    callbacks=(),
 ) -> Path:
     """Train a model and write a complete model folder to ``out``.
 
@@ -205,6 +206,8 @@ def train(
         Model folder to start from (fine-tuning); its feature settings and architecture are kept.
     resume : bool
         Continue from the last checkpoint in ``out``.
+    callbacks : list of keras.callbacks.Callback
+        Extra callbacks for ``fit`` (after the checkpointing and logging ones).
     """
     import keras
 
@@ -287,6 +290,7 @@ def train(
     callbacks = [
         keras.callbacks.BackupAndRestore(str(ckpt / "backup")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
+        *callbacks,
     ]
     history = model.fit(
         Batches(), epochs=cfg.epochs, validation_data=validation, validation_batch_size=cfg.batch_size,

@@ -1,0 +1,111 @@
+"""Calibrate a model's match threshold on held-apart data, and optionally store it with the model.
+
+A query is "matched" when its best aligned distance is at most the threshold. The threshold is
+chosen so that clips from *outside* the library are matched at most ``--target-fpr`` of the time:
+
+- library: 30 min of held-out music21 works (``common.heldout_music("calibration_library")``);
+- outsiders: 30 min of other held-out works (``"calibration_outsiders"``) plus held-out espeak-ng
+  speech, as 3 s and 10 s clips, clean and with pink noise + babble at 10 dB and 0 dB;
+- in-library clips (same durations and conditions) show what the threshold costs in hits.
+
+None of this data is used in training or by the benchmarks (``excerpt_id.py`` measures the
+false-match rate on its own outsiders). ``--write`` puts ``match_threshold`` and the calibration
+record into the model's ``config.json`` (the model id, a hash of the weights, does not change).
+
+    python benchmarks/calibrate_threshold.py [--model default] [--target-fpr 0.005] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import babble_speech, heldout_music, machine, write_result  # noqa: E402
+from excerpt_id import SR, cut_clips, degraded_batch  # noqa: E402
+
+from indexer import Indexer  # noqa: E402
+from search_engine import SearchEngine  # noqa: E402
+from search_engine.audio import load  # noqa: E402
+
+CONDITIONS = ("clean", "noise10", "noise0")
+
+
+def best_distances(engine, batch) -> np.ndarray:
+    return np.array([a.matches[0].distance if a.matches else np.inf for a in engine.query_batch(batch, k=1)])
+
+
+def threshold_for(outsider_d: np.ndarray, target_fpr: float) -> float:
+    """The largest threshold at which at most ``target_fpr`` of the outsiders are matched (halfway
+    between the last outsider distance allowed and the next one)."""
+    d = np.sort(outsider_d)
+    allowed = int(np.floor(target_fpr * len(d)))
+    below = d[allowed - 1] if allowed > 0 else d[0] - 0.02
+    return float((below + d[allowed]) / 2) if allowed < len(d) else float(d[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--target-fpr", type=float, default=0.005)
+    ap.add_argument("--clips-per-file", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--write", action="store_true", help="store the threshold in the model's config.json")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    speech_files = babble_speech()
+    speech = [load(p, sr=SR)[0] for p in speech_files]
+    tmp = Path(tempfile.mkdtemp(prefix="a2v_calib_"))
+    try:
+        engine = SearchEngine.create(tmp / "idx", model=args.model)
+        Indexer(engine, workers=2).add(heldout_music("calibration_library"), show_progress_bar=False)
+        inside, inside_audio = cut_clips(heldout_music("calibration_library"), (3.0, 10.0), args.clips_per_file, rng)
+        outside, outside_audio = cut_clips(heldout_music("calibration_outsiders") + speech_files, (3.0, 10.0), args.clips_per_file, rng)
+        cells, out_all = {}, []
+        for cond in CONDITIONS:
+            for seconds in (3.0, 10.0):
+                batch, truth = degraded_batch(cond, seconds, inside, inside_audio, speech, rng)
+                answers = engine.query_batch(batch, k=1)
+                hit_d = np.array([a.matches[0].distance if a.matches and a.matches[0].path == p else np.inf for a, (p, _) in zip(answers, truth)])
+                o_batch, _ = degraded_batch(cond, seconds, outside, outside_audio, speech, rng)
+                o_d = best_distances(engine, o_batch)
+                out_all.append(o_d)
+                cells[f"{cond}/{seconds:g}s"] = (hit_d, o_d)
+        threshold = threshold_for(np.concatenate(out_all), args.target_fpr)
+        table = {}
+        for key, (hit_d, o_d) in cells.items():
+            table[key] = {"inside": len(hit_d), "matched": round(float(np.mean(hit_d <= threshold)), 4),
+                          "outsiders": len(o_d), "false_match": round(float(np.mean(o_d <= threshold)), 4),
+                          "inside_median_distance": round(float(np.median(hit_d[np.isfinite(hit_d)])), 4) if np.isfinite(hit_d).any() else None,
+                          "outsider_min_distance": round(float(o_d.min()), 4)}
+            print(f"{key:<12} matched {table[key]['matched']:.3f}  false {table[key]['false_match']:.3f}  "
+                  f"inside median {table[key]['inside_median_distance']}  outsider min {table[key]['outsider_min_distance']}")
+        model_id = engine.encoder.model_id
+        folder = engine.encoder.folder
+        engine.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    record = {"match_threshold": round(threshold, 4), "target_fpr": args.target_fpr,
+              "command": "python benchmarks/calibrate_threshold.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "data": "held-out music21 works (sf_GMbank): 30 min library, 30 min other works + held-out espeak-ng speech as outsiders",
+              "cells": table}
+    print(f"threshold {threshold:.4f} for model {model_id}")
+    write_result(f"calibration_{model_id}", {"machine": machine(), "model_id": model_id, **record})
+    if args.write:
+        cfg_path = folder / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["match_threshold"] = record["match_threshold"]
+        cfg["calibration"] = {k: v for k, v in record.items() if k != "match_threshold"}
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+        print(f"wrote match_threshold {record['match_threshold']} to {cfg_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
