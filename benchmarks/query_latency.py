@@ -146,11 +146,17 @@ def main() -> None:
             result["engine_index"] = measure(engine, queries)
             print("engine index:", result["engine_index"])
             if not engine.segments.is_flat:  # the same catalog and exact store, searched exactly
-                ids = np.sort(engine.segments.ids())
+                compressed = engine.segments
+                ids = np.sort(compressed.ids())
                 engine.segments = VectorIndex.build(engine.encoder.dim, "IDMap2,Flat", ids, engine.store.__getitem__)
                 engine.refresh = lambda: False  # keep the exact index for this comparison
                 result["exact_index"] = measure(engine, queries)
                 print("exact index:", result["exact_index"])
+                q = np.concatenate([engine.encoder.encode_windows(engine.encoder.windows(y, hop_frames=engine.query_hop_frames)[0])
+                                    for _, y, _, _ in queries])
+                same = compressed.search(q, 1)[1][:, 0] == engine.segments.search(q, 1)[1][:, 0]
+                result["recall_at_1"] = round(float(same.mean()), 4)  # per query window, vs exact search
+                print(f"recall@1 of {len(q)} query windows against exact search: {result['recall_at_1']:.3f}")
     name = "query_latency_1m" if args.pad_to >= 1_000_000 else "query_latency_2h" if not args.pad_to else f"query_latency_{args.pad_to}"
     print("wrote", write_result(name, result))
 
