@@ -43,16 +43,10 @@ def backends(threads: int | None):
     import tensorflow as tf
 
     from search_engine.audio2vec import Encoder
-    from search_engine.audio2vec.model import build_embedder, build_encoder, build_projection
-    from search_engine.audio2vec.encoder import WEIGHT_FILES
 
     enc = Encoder.load("default")
     f = enc.features
-    e = build_encoder(f.window_frames, f.n_mels, enc.architecture)
-    g = build_projection(enc.architecture)
-    e.load_weights(enc.folder / WEIGHT_FILES["encoder"])
-    g.load_weights(enc.folder / WEIGHT_FILES["g"])
-    model = build_embedder(e, g)
+    model = enc.keras_model()
     spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
     out = {
         "keras_predict": lambda x: model.predict(x, batch_size=len(x), verbose=0),

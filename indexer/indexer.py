@@ -258,7 +258,7 @@ class Indexer:
         from .prepare import embed_file
 
         engine = self.engine
-        model = "default" if engine.model == "default" else str(engine.encoder.folder)
+        model = engine.model  # a bundled name, or a folder every worker can read
         args = (model, engine.segment_hop_frames, engine.settings.batch_size)
         ahead_n = 4 * max(1, len(self.client.scheduler_info().get("workers", {})))
 

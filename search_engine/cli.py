@@ -236,6 +236,8 @@ def stats(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
     else:
         width = max(map(len, info))
         for key, value in info.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
             print(f"{key:<{width}}  {value}")
 
 

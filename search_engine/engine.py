@@ -18,6 +18,7 @@ moves them to the newest one.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -80,7 +81,7 @@ class SearchEngine:
         self.encoder = encoder
         self.dir = settings.index_dir
         self.segment_hop_frames = int(stored["segment_hop_frames"])
-        self.model = stored["model"] if settings.model == "default" else settings.model
+        self.model = encoder.name  # the model in use (a bundled name, or a folder)
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
         self._lock = lock  # filelock.FileLock on index.lock
         from .vectors import VectorStore
@@ -171,6 +172,13 @@ class SearchEngine:
         # the model the index was built with, unless another one was asked for explicitly
         model = stored["model"] if settings.model == "default" else settings.model
         encoder = Encoder.load(model)
+        if settings.model == "default" and encoder.model_id != stored.get("model_id"):
+            # built with a bundled model that is no longer the default (the seed autoencoder): use it
+            from .audio2vec.encoder import bundled_models
+
+            for folder in bundled_models().values():
+                if json.loads((folder / "config.json").read_text()).get("model_id") == stored.get("model_id"):
+                    encoder = Encoder.load(folder)
         now = {"model_id": encoder.model_id, "features": encoder.features.as_dict(), "embedding_dim": encoder.dim}
         differs = _differences({k: stored.get(k) for k in _GUARDED}, now)
         if differs:

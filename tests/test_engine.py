@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from indexer import Indexer
 from search_engine import DecodeError, IndexMismatchError, IndexNotFoundError, SearchEngine
 from synth import SR, add_noise, tune
 
@@ -129,3 +130,20 @@ def test_index_built_with_other_features_says_what_differs(tmp_path, library):
         SearchEngine.open(tmp_path / "idx")
     assert "features.n_mels: index has 96, now 64" in str(err.value)
     assert "model_id" not in str(err.value)
+
+
+def test_an_index_of_the_former_default_model_keeps_using_it(tmp_path, library):
+    """Indexes built when the autoencoder was the default model still open and answer with it."""
+    from search_engine.audio2vec.encoder import bundled_models
+    from search_engine.catalog import Catalog
+
+    assert {"default", "autoencoder"} <= set(bundled_models())
+    path, y = next(iter(library.items()))
+    with SearchEngine.create(tmp_path / "idx", model="autoencoder") as engine:
+        Indexer(engine).add([path], show_progress_bar=False)
+        autoencoder_id = engine.encoder.model_id
+        with engine.catalog.Session.begin() as s:
+            Catalog.put_settings(s, {"model": "default"})  # as written before the default changed
+    with SearchEngine.open(tmp_path / "idx") as engine:
+        assert engine.encoder.model_id == autoencoder_id and engine.model == "autoencoder"
+        assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path

@@ -20,15 +20,23 @@ from ..features import FeatureSettings, log_mel, normalize_windows, require_wind
 from .model import Architecture
 
 MODEL_FORMAT = 1
-DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+BUNDLED_DIR = Path(__file__).parent / "weights"
+#: the default model (contrastive); ``weights/autoencoder`` keeps the seed model, the baseline
+DEFAULT_MODEL_DIR = BUNDLED_DIR / "default"
 WEIGHT_FILES = {"encoder": "encoder.weights.h5", "g": "g.weights.h5", "decoder": "decoder.weights.h5"}
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def bundled_models() -> dict[str, Path]:
+    """Models shipped in the package, by name (``default``, ``autoencoder``)."""
+    return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
 def resolve_model_dir(model: str | os.PathLike) -> Path:
-    """``"default"`` -> the bundled weights; anything else is a folder path."""
-    path = DEFAULT_MODEL_DIR if str(model) == "default" else Path(model).expanduser()
+    """The name of a bundled model (``"default"``, ``"autoencoder"``) -> its folder; anything else
+    is a folder path."""
+    path = bundled_models().get(str(model)) or Path(model).expanduser()
     if not (path / "config.json").is_file():
         raise ParameterError(f"no Audio2Vec model at {path} (expected {path / 'config.json'})")
     return path
@@ -82,12 +90,8 @@ class Encoder:
         self._call  # noqa: B018 - the cached property builds it
         return self
 
-    @functools.cached_property
-    def _call(self):
-        """The compiled network, built on first use: opening an index or skipping unchanged files
-        never pays for importing TensorFlow."""
-        import tensorflow as tf
-
+    def keras_model(self):
+        """The inference network as a Keras model, window -> vector, with this model's weights."""
         from .model import build_embedder, build_encoder, build_projection
 
         f = self.features
@@ -95,8 +99,17 @@ class Encoder:
         g = build_projection(self.architecture)
         enc.load_weights(self.folder / WEIGHT_FILES["encoder"])
         g.load_weights(self.folder / WEIGHT_FILES["g"])
-        model = build_embedder(enc, g)
-        spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
+        return build_embedder(enc, g)
+
+    @functools.cached_property
+    def _call(self):
+        """The compiled network, built on first use: opening an index or skipping unchanged files
+        never pays for importing TensorFlow. A ``tf.function`` with a fixed signature: the fastest
+        backend measured (``benchmarks/inference_backends.py``)."""
+        import tensorflow as tf
+
+        model = self.keras_model()
+        spec = tf.TensorSpec([None, self.features.window_frames, self.features.n_mels], tf.float32)
         return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     @classmethod
@@ -107,6 +120,11 @@ class Encoder:
         if config.get("format") != MODEL_FORMAT:
             raise ParameterError(f"{folder}: model format {config.get('format')} is not {MODEL_FORMAT}")
         return cls(folder, config)
+
+    @property
+    def name(self) -> str:
+        """What :meth:`load` takes to load this model again: a bundled model's name, else its folder."""
+        return self.folder.name if self.folder.parent == BUNDLED_DIR else str(self.folder)
 
     @property
     def dim(self) -> int:
