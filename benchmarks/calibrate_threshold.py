@@ -1,7 +1,9 @@
 """Calibrate a model's match threshold on held-apart data, and optionally store it with the model.
 
-A query is "matched" when its best aligned distance is at most the threshold. The threshold is
-chosen so that clips from *outside* the library are matched at most ``--target-fpr`` of the time:
+A query is "matched" when its best aligned distance is at most the threshold for its length. One
+threshold per clip length (3 s and 10 s; the engine interpolates between them in log duration),
+each the strictest of the per-condition thresholds at which clips from *outside* the library are
+matched at most ``--target-fpr`` of the time:
 
 - library: 30 min of held-out music21 works (``common.heldout_music("calibration_library")``);
 - outsiders: 30 min of other held-out works (``"calibration_outsiders"``) plus held-out espeak-ng
@@ -10,7 +12,8 @@ chosen so that clips from *outside* the library are matched at most ``--target-f
 
 None of this data is used in training or by the benchmarks (``excerpt_id.py`` measures the
 false-match rate on its own outsiders). ``--write`` puts ``match_threshold`` and the calibration
-record into the model's ``config.json`` (the model id, a hash of the weights, does not change).
+record into the model's ``config.json`` as ``match_thresholds`` (the model id, a hash of the
+weights, does not change).
 
     python benchmarks/calibrate_threshold.py [--model default] [--target-fpr 0.005] [--write]
 """
@@ -35,6 +38,7 @@ from search_engine import SearchEngine  # noqa: E402
 from search_engine.audio import load  # noqa: E402
 
 CONDITIONS = ("clean", "noise10", "noise0")
+DURATIONS = (3.0, 10.0)
 
 
 def best_distances(engine, batch) -> np.ndarray:
@@ -65,21 +69,21 @@ def main(argv=None) -> int:
     try:
         engine = SearchEngine.create(tmp / "idx", model=args.model)
         Indexer(engine, workers=2).add(heldout_music("calibration_library"), show_progress_bar=False)
-        inside, inside_audio = cut_clips(heldout_music("calibration_library"), (3.0, 10.0), args.clips_per_file, rng)
-        outside, outside_audio = cut_clips(heldout_music("calibration_outsiders") + speech_files, (3.0, 10.0), args.clips_per_file, rng)
-        cells, out_all = {}, []
+        inside, inside_audio = cut_clips(heldout_music("calibration_library"), DURATIONS, args.clips_per_file, rng)
+        outside, outside_audio = cut_clips(heldout_music("calibration_outsiders") + speech_files, DURATIONS, args.clips_per_file, rng)
+        cells = {}
         for cond in CONDITIONS:
-            for seconds in (3.0, 10.0):
+            for seconds in DURATIONS:
                 batch, truth = degraded_batch(cond, seconds, inside, inside_audio, speech, rng)
                 answers = engine.query_batch(batch, k=1)
                 hit_d = np.array([a.matches[0].distance if a.matches and a.matches[0].path == p else np.inf for a, (p, _) in zip(answers, truth)])
                 o_batch, _ = degraded_batch(cond, seconds, outside, outside_audio, speech, rng)
                 o_d = best_distances(engine, o_batch)
-                out_all.append(o_d)
                 cells[f"{cond}/{seconds:g}s"] = (hit_d, o_d)
-        threshold = threshold_for(np.concatenate(out_all), args.target_fpr)
+        thresholds = {f"{s:g}": round(min(threshold_for(cells[f"{c}/{s:g}s"][1], args.target_fpr) for c in CONDITIONS), 4) for s in DURATIONS}
         table = {}
         for key, (hit_d, o_d) in cells.items():
+            threshold = thresholds[key.split("/")[1][:-1]]
             table[key] = {"inside": len(hit_d), "matched": round(float(np.mean(hit_d <= threshold)), 4),
                           "outsiders": len(o_d), "false_match": round(float(np.mean(o_d <= threshold)), 4),
                           "inside_median_distance": round(float(np.median(hit_d[np.isfinite(hit_d)])), 4) if np.isfinite(hit_d).any() else None,
@@ -91,19 +95,20 @@ def main(argv=None) -> int:
         engine.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    record = {"match_threshold": round(threshold, 4), "target_fpr": args.target_fpr,
+    record = {"match_thresholds": thresholds, "target_fpr": args.target_fpr,
               "command": "python benchmarks/calibrate_threshold.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "data": "held-out music21 works (sf_GMbank): 30 min library, 30 min other works + held-out espeak-ng speech as outsiders",
               "cells": table}
-    print(f"threshold {threshold:.4f} for model {model_id}")
+    print(f"thresholds {thresholds} for model {model_id}")
     write_result(f"calibration_{model_id}", {"machine": machine(), "model_id": model_id, **record})
     if args.write:
         cfg_path = folder / "config.json"
         cfg = json.loads(cfg_path.read_text())
-        cfg["match_threshold"] = record["match_threshold"]
-        cfg["calibration"] = {k: v for k, v in record.items() if k != "match_threshold"}
+        cfg.pop("match_threshold", None)
+        cfg["match_thresholds"] = thresholds
+        cfg["calibration"] = {k: v for k, v in record.items() if k != "match_thresholds"}
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
-        print(f"wrote match_threshold {record['match_threshold']} to {cfg_path}")
+        print(f"wrote match_thresholds {thresholds} to {cfg_path}")
     return 0
 
 

@@ -135,7 +135,7 @@ def main(argv=None) -> int:
 
     sources, audio = cut_clips(files, args.durations, args.clips_per_file, rng)
     outsiders, outsider_audio = ([], {}) if args.no_outsiders else cut_clips(heldout_music("outsiders"), args.durations, args.clips_per_file, rng)
-    threshold = engine.match_threshold
+    threshold = {f"{s:g}s": round(engine.match_threshold(s), 4) for s in args.durations}
     results = {}
     for cond in args.conditions:
         for seconds in args.durations:

@@ -159,7 +159,6 @@ def query(
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
         results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
-        threshold = engine.match_threshold
     for res in results:
         if as_json:
             line = {"query": res.query}
@@ -167,7 +166,7 @@ def query(
                 line["matched"] = res.matched
             line["results"] = [
                 {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
-                | ({"matched": m.distance <= threshold} if res.matched is not None else {})
+                | ({"matched": m.matched} if m.matched is not None else {})
                 for m in res.matches
             ]
             if res.error:

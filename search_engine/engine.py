@@ -18,6 +18,7 @@ moves them to the newest one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -499,7 +500,7 @@ class SearchEngine:
     def compare(self, a, b) -> Comparison:
         """How alike two clips are: their ``similar`` distance, and whether the longer one
         contains the shorter (``match``: the best exactly aligned mean distance, at or below
-        :attr:`match_threshold`) and where."""
+        :meth:`match_threshold` for the shorter clip's length) and where."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         seg_a, seg_b = self.embed(ya, source=na)[0], self.embed(yb, source=nb)[0]
         similar = float(np.linalg.norm(pool(seg_a) - pool(seg_b)))
@@ -514,7 +515,7 @@ class SearchEngine:
         offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
-            contains=match <= self.match_threshold, container=outer, contained=inner,
+            contains=match <= self.match_threshold(len(y) / self.sample_rate_hz), container=outer, contained=inner,
             offset_s=round(offset * self.segment_hop_s / phases, 3),
         )
 
@@ -576,7 +577,7 @@ class SearchEngine:
                 name, y = self.load_clip(clip)
                 t1 = time.perf_counter()
                 x, _ = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
-                prepared.append((res, x))
+                prepared.append((res, x, len(y) / self.sample_rate_hz))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
                 if raise_errors:
@@ -585,24 +586,35 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        z = self.encoder.encode_windows(np.concatenate([x for _, x in prepared]), batch_size=self.settings.batch_size)
+        z = self.encoder.encode_windows(np.concatenate([x for _, x, _ in prepared]), batch_size=self.settings.batch_size)
         per_clip = (time.perf_counter() - t0) / len(prepared)
         pos = 0
-        for res, x in prepared:
+        for res, x, duration_s in prepared:
             vecs = z[pos : pos + len(x)]
             pos += len(x)
             res.timings["encoder"] = per_clip
             res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, k, res.timings)
             if mode == "match":
-                res.matched = bool(res.matches) and res.matches[0].distance <= self.match_threshold
+                threshold = self.match_threshold(duration_s)
+                res.matches = [dataclasses.replace(m, matched=m.distance <= threshold) for m in res.matches]
+                res.matched = bool(res.matches) and res.matches[0].matched
         return results
 
-    @property
-    def match_threshold(self) -> float:
-        """Largest best-alignment distance that counts as found: ``settings.match_threshold``, or
-        (when that is 0) the one calibrated for the model (``match_threshold`` in its config.json;
-        0.8 for a model nobody calibrated)."""
-        return self.settings.match_threshold or float(self.encoder.config.get("match_threshold", UNCALIBRATED_THRESHOLD))
+    def match_threshold(self, duration_s: float) -> float:
+        """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.
+
+        ``settings.match_threshold`` when set (not 0); else the model's calibration: thresholds
+        measured at a few clip lengths (``match_thresholds`` in its config.json: a mean over more
+        windows of unrelated audio varies less, so longer clips get a larger threshold),
+        interpolated in log duration and held constant outside them; else 0.8 (an uncalibrated model).
+        """
+        if self.settings.match_threshold:
+            return self.settings.match_threshold
+        table = self.encoder.config.get("match_thresholds")
+        if not table:
+            return float(self.encoder.config.get("match_threshold", UNCALIBRATED_THRESHOLD))
+        points = sorted((float(s), float(t)) for s, t in table.items())
+        return float(np.interp(np.log(max(duration_s, 1e-3)), np.log([s for s, _ in points]), [t for _, t in points]))
 
     def _match(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
         phases = self.settings.query_phases

@@ -32,6 +32,8 @@ class Match:
     file_id: int
     #: aligned windows the distance was measured on (``match``); 0 in ``similar`` mode
     windows: int = 0
+    #: ``match`` mode: the distance is within the match threshold (the clip is in this recording)
+    matched: bool | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
