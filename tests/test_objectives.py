@@ -104,3 +104,11 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, train_dir):
     epochs = (out / "history.csv").read_text().strip().splitlines()[1:]
     assert [int(line.split(",")[0]) for line in epochs] == [0, 1, 2]  # epoch 0 once, then 1 and 2
     Encoder.load(out)
+
+
+def test_an_unknown_objective_is_refused_before_any_work(tmp_path, train_dir):
+    from search_engine.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="unknown objective 'triplet'"):
+        train([train_dir], out=tmp_path / "m", config=TrainConfig(objective="triplet"), verbose=0, log=lambda m: None)
+    assert not (tmp_path / "m").exists()

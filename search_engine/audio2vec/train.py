@@ -224,6 +224,8 @@ def train(
         init_cfg = json.loads((init_dir / "config.json").read_text())
         cfg.features = FeatureSettings(**init_cfg["features"])
         cfg.architecture = Architecture(**{**init_cfg["architecture"], "filters": tuple(init_cfg["architecture"]["filters"])})
+    if cfg.objective not in OBJECTIVES:
+        raise ParameterError(f"unknown objective {cfg.objective!r} (one of {', '.join(OBJECTIVES)})")
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     f, arch = cfg.features, cfg.architecture
@@ -245,8 +247,6 @@ def train(
     train_mels = [m for m, v in zip(mels, is_val) if not v]
     val_mels = [m for m, v in zip(mels, is_val) if v]
 
-    if cfg.objective not in OBJECTIVES:
-        raise ParameterError(f"unknown objective {cfg.objective!r} (one of {', '.join(OBJECTIVES)})")
     encoder = build_encoder(f.window_frames, f.n_mels, arch)
     decoder = build_decoder(f.window_frames, f.n_mels, arch) if cfg.objective != "contrastive" else None
     g = build_projection(arch)
