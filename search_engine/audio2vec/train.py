@@ -71,6 +71,11 @@ class TrainConfig:
     architecture: Architecture = field(default_factory=Architecture)
 
 
+def _mel_power(y: np.ndarray, features: FeatureSettings) -> np.ndarray:
+    """Mel power spectrogram ``[frames, mels]`` (linear) of a waveform: what the samplers mix."""
+    return np.power(10.0, log_mel(y, settings=features) / 10.0, dtype=np.float32)
+
+
 def _power_mels(files, features: FeatureSettings, log=print):
     """Decode files to mel power spectrograms ``[(frames, mels)]``, skipping (and reporting) bad ones."""
     mels, names, seconds = [], [], 0.0
@@ -80,28 +85,28 @@ def _power_mels(files, features: FeatureSettings, log=print):
         except DecodeError as exc:
             log(f"skipped {exc}")
             continue
-        m = log_mel(y, settings=features)
+        m = _mel_power(y, features)
         if len(m) < features.window_frames:
             log(f"skipped {path}: shorter than one window")
             continue
-        mels.append(np.power(10.0, m / 10.0, dtype=np.float32))
+        mels.append(m)
         names.append(str(path))
         seconds += len(y) / features.sample_rate_hz
     return mels, names, seconds
 
 
-def _track(path: str, features: FeatureSettings, seed: tuple[int, int], codec_ok: bool):
-    """One file's clean mel power and its degraded views' ``[(mel power, rate)]`` (contrastive)."""
+def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codec_ok: bool):
+    """The degraded views of one file as ``[(mel power, rate)]`` (contrastive)."""
     from .views import waveform_views
 
     y, sr = load(path, sr=features.sample_rate_hz)
-    to_power = lambda w: np.power(10.0, log_mel(w, settings=features) / 10.0, dtype=np.float32)  # noqa: E731
-    views = [(to_power(v.y), v.rate) for v in waveform_views(y, sr=sr, rng=np.random.default_rng(seed), codec_ok=codec_ok)]
-    return to_power(y), [(m, r) for m, r in views if len(m) >= features.window_frames], len(y) / sr
+    views = [(_mel_power(v.y, features), v.rate) for v in waveform_views(y, sr=sr, rng=np.random.default_rng(seed), codec_ok=codec_ok)]
+    return [(m, r) for m, r in views if len(m) >= features.window_frames]
 
 
-def _tracks(names, features: FeatureSettings, seed: int, log, workers: int = 2):
-    """:func:`_track` for every file, in ``workers`` processes (the views cost ~1/20 of real time)."""
+def _tracks(names, mels, features: FeatureSettings, seed: int, log, workers: int = 2):
+    """``[(clean mel power, views)]`` per file: :func:`_views` in ``workers`` processes (they cost
+    ~1/20 of real time); the clean spectrograms are the ones already made."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -112,9 +117,9 @@ def _tracks(names, features: FeatureSettings, seed: int, log, workers: int = 2):
         log("no MP3 encoder in this FFmpeg build: training without codec views")
     out = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        futures = [pool.submit(_track, n, features, (seed, i), codec_ok) for i, n in enumerate(names)]
-        for k, fut in enumerate(futures, 1):
-            out.append(fut.result()[:2])
+        futures = [pool.submit(_views, n, features, (seed, i), codec_ok) for i, n in enumerate(names)]
+        for k, (fut, clean) in enumerate(zip(futures, mels), 1):
+            out.append((clean, fut.result()))
             if k % 16 == 0 or k == len(futures):
                 log(f"degraded views: {k}/{len(futures)} files")
     return out
@@ -130,7 +135,7 @@ def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, secon
     for exponent in (0.0, 0.5, 1.0):  # white, pink (1/f power), brown (1/f^2 power)
         y = np.fft.irfft(spectrum / freqs**exponent, n).astype(np.float32)
         y /= np.abs(y).max()
-        out.append(np.power(10.0, log_mel(y, settings=features) / 10.0, dtype=np.float32))
+        out.append(_mel_power(y, features))
     return out
 
 
@@ -268,7 +273,7 @@ def train(
         validation = ContextSampler(val_mels, cfg, val_rng).batch(val_n)
     else:
         model = contrastive_model(encoder, g, temperature=cfg.temperature)
-        tracks = _tracks(names, f, cfg.seed, log)
+        tracks = _tracks(names, mels, f, cfg.seed, log)
         sampler = PairSampler([t for t, v in zip(tracks, is_val) if not v], noise_mels, cfg, rng)
         validation = PairSampler([t for t, v in zip(tracks, is_val) if v], noise_mels, cfg, val_rng).batch(val_n)
     total_steps = cfg.epochs * cfg.steps_per_epoch
