@@ -4,8 +4,8 @@ Sets (``benchmarks/sound_sets.py``, rendered once into benchmarks/.cache): ``ins
 family of a phrase played by other soundfonts/synths), ``effects`` (category of a sound effect from
 other collections and synths), ``speech`` (the same sentence spoken by other espeak-ng voices).
 
-Methods: ``audio2vec``: :meth:`Encoder.embed` of the whole sound (hop 32 frames = 0.512 s), pooled
-with :func:`search_engine.query.pool` to one unit vector; ``mfcc``: librosa MFCC (20 coefficients,
+Methods: ``audio2vec``: :meth:`Encoder.encode`, the whole-sound vector an index stores (the model's
+``similar`` model, windows every 1.024 s, averaged and normalised); ``mfcc``: librosa MFCC (20 coefficients,
 16 kHz) mean and std per sound (40-d), each dimension standardised over the set. Both Euclidean.
 
 Metrics count as neighbours only sounds from another *group* than the query (its own group is
@@ -37,9 +37,9 @@ from common import machine, write_result
 from sound_sets import SETS, Record, load_set
 
 from search_engine.audio import load
+from search_engine.audio2vec.encoder import WHOLE_HOP_FRAMES
 
 SR = 16000
-HOP_FRAMES = 32  # 0.512 s
 METHODS = ("audio2vec", "mfcc")
 
 
@@ -56,24 +56,14 @@ def _encoder(model: str):
 
     if model not in _ENCODERS:
         enc = Encoder.load(model)
-        enc.embed(np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32) * 0.1, hop_frames=HOP_FRAMES)
+        enc.encode([np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32) * 0.1], show_progress_bar=False)
         _ENCODERS[model] = enc
     return _ENCODERS[model]
 
 
 def embed_sounds(records: list[Record], model: str = "default") -> np.ndarray:
-    """One pooled Audio2Vec vector per sound: ``[n, dim]`` float32, unit length.
-
-    Every window of the whole sound (hop 32 frames = 0.512 s), pooled with ``query.pool``.
-    """
-    from search_engine.query import pool
-
-    enc = _encoder(model)
-    out = np.empty((len(records), enc.dim), dtype=np.float32)
-    for i, r in enumerate(records):
-        y = load(r.path, sr=SR)[0]
-        out[i] = pool(enc.embed(y, hop_frames=HOP_FRAMES, source=r.path).vectors)
-    return out
+    """One whole-sound Audio2Vec vector per sound, as an index stores it: ``[n, dim]`` float32, unit length."""
+    return _encoder(model).encode([r.path for r in records], show_progress_bar=False)
 
 
 def mfcc_features(records: list[Record], n_mfcc: int = 20) -> np.ndarray:
@@ -264,8 +254,9 @@ def main(argv=None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "model_id": model_id,
+        "similar_model_id": _encoder(args.model).similar.model_id,
         "settings": {
-            "hop_frames": HOP_FRAMES,
+            "whole_hop_frames": WHOLE_HOP_FRAMES,
             "k": args.k,
             "limit": args.limit,
             "mfcc": "20 coeffs, mean+std, standardised",
@@ -284,7 +275,7 @@ def _table(out: dict) -> str:
     m = out["machine"]
     k = out["settings"]["k"]
     lines = [
-        f"machine: {m['cpu']} ({m['cores']} cores, {m['ram_gib']} GiB)   model {out['model_id']}",
+        f"machine: {m['cpu']} ({m['cores']} cores, {m['ram_gib']} GiB)   model {out['model_id']} (similar: {out['similar_model_id']})",
         (
             f"{'set / variant':<24}{'method':<11}{'n':>5}{f'P@{k}':>8}{'mAP':>8}{'kNN acc':>9}"
             f"{f'chance P@{k}':>13}{f'max P@{k}':>10}"

@@ -211,7 +211,8 @@ class Indexer:
             channels=twin.channels,
             tags=dict(twin.tags),
         )
-        return IndexedFile(record, vectors, engine.catalog.segment_starts(twin))
+        whole = engine.wholes.reconstruct([twin.id])[0]
+        return IndexedFile(record, vectors, engine.catalog.segment_starts(twin), whole)
 
     def _prepared(self, jobs: Iterator["_Job"]):
         """``(job, Prepared or the error)`` in job order; with ``workers > 1`` decoding runs in that
@@ -258,8 +259,9 @@ class Indexer:
         from .prepare import embed_file
 
         engine = self.engine
-        model = engine.model  # a bundled name, or a folder every worker can read
-        args = (model, engine.segment_hop_frames, engine.settings.batch_size)
+        # bundled names, or folders every worker can read
+        whole_model = engine.whole_encoder.name if engine.whole_encoder is not None else None
+        args = (engine.model, whole_model, engine.segment_hop_frames, engine.settings.batch_size)
         ahead_n = 4 * max(1, len(self.client.scheduler_info().get("workers", {})))
 
         def submit(job):
@@ -278,12 +280,14 @@ class Indexer:
 
     def _embedded(self, job: "_Job", prep: Prepared) -> IndexedFile:
         if prep.vectors is not None:  # embedded by a cluster worker
-            return IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s)
-        e = self.engine.encoder.embed_spectrogram(
-            prep.mel, hop_frames=self.engine.segment_hop_frames, duration_s=prep.duration_s,
-            batch_size=self.engine.settings.batch_size, source=job.path,
+            return IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s, prep.whole)
+        engine = self.engine
+        e = engine.encoder.embed_spectrogram(
+            prep.mel, hop_frames=engine.segment_hop_frames, duration_s=prep.duration_s,
+            batch_size=engine.settings.batch_size, source=job.path,
         )
-        return IndexedFile(self._record(job, prep), e.vectors, e.starts_s)
+        whole = engine.whole(prep.mel, e.vectors, source=job.path)
+        return IndexedFile(self._record(job, prep), e.vectors, e.starts_s, whole)
 
     @staticmethod
     def _record(job: "_Job", prep: Prepared) -> FileRecord:

@@ -28,21 +28,32 @@ class Prepared:
     #: set by :func:`embed_file` (and then ``mel`` is dropped: it stays on the worker)
     vectors: np.ndarray | None = None
     starts_s: np.ndarray | None = None
+    whole: np.ndarray | None = None
 
 
 _ENCODERS: dict = {}
 
 
-def embed_file(path: str | os.PathLike, model: str, hop_frames: int, batch_size: int) -> Prepared:
-    """:func:`prepare` plus the encoder, in a Dask worker; the model is loaded once per worker.
+def embed_file(path: str | os.PathLike, model: str, whole_model: str | None, hop_frames: int, batch_size: int) -> Prepared:
+    """:func:`prepare` plus the encoders, in a Dask worker; each model is loaded once per worker.
 
-    ``model`` is ``"default"`` or a model folder that the worker can read.
+    ``model`` (segment vectors) and ``whole_model`` (the whole-sound vector, see
+    :meth:`SearchEngine.whole`; None: the pooled segment vectors) are bundled model names or
+    model folders that the worker can read.
     """
     from search_engine.audio2vec import Encoder
+    from search_engine.query import pool
 
-    encoder = _ENCODERS.get(model) or _ENCODERS.setdefault(model, Encoder.load(model))
+    def loaded(name):
+        return _ENCODERS.get(name) or _ENCODERS.setdefault(name, Encoder.load(name))
+
+    encoder = loaded(model)
     prep = prepare(path, encoder.features)
     e = encoder.embed_spectrogram(prep.mel, hop_frames=hop_frames, duration_s=prep.duration_s, batch_size=batch_size, source=path)
+    if whole_model is None:
+        prep.whole = pool(e.vectors)
+    else:
+        prep.whole = loaded(whole_model).whole(prep.mel, batch_size=batch_size, source=path)
     prep.mel, prep.vectors, prep.starts_s = None, e.vectors, e.starts_s
     return prep
 

@@ -12,7 +12,6 @@ from .audio import find_audio_files, load
 from .catalog import path_key
 from .errors import DecodeError
 from .progress import progress_bar
-from .query import pool
 
 
 def embed_files(
@@ -30,7 +29,8 @@ def embed_files(
     ----------
     per_window : bool
         One row per window (every ``hop_frames`` frames; 32 = 0.512 s, the index's segment hop), or
-        one pooled whole-sound row per file (``start_s`` 0).
+        one whole-sound row per file (``start_s`` 0): :meth:`Encoder.whole`, the vector an index
+        stores for ``similar``.
 
     Returns
     -------
@@ -40,18 +40,24 @@ def embed_files(
         Files that could not be read (each reported through ``on_error``).
     """
     from .audio2vec import Encoder
+    from .audio2vec.encoder import spectrogram
 
     encoder = Encoder.load(model)
     files = list(dict.fromkeys(find_audio_files(paths)))
     names: list[str] = []
-    starts, vectors = [], []
+    starts_all, vectors = [], []
     failed = 0
     with progress_bar(show_progress_bar) as bar:
         task = bar.add_task("embedding", total=len(files))
         for path in files:
             try:
                 y, _ = load(path, sr=encoder.features.sample_rate_hz)
-                e = encoder.embed(y, hop_frames=hop_frames, source=path)
+                if per_window:
+                    e = encoder.embed(y, hop_frames=hop_frames, source=path)
+                    v, starts = e.vectors, e.starts_s
+                else:
+                    v = encoder.whole(spectrogram(y, encoder.features, source=path), source=path)[None]
+                    starts = np.zeros(1)
             except DecodeError as exc:
                 failed += 1
                 if on_error:
@@ -59,14 +65,13 @@ def embed_files(
                 continue
             finally:
                 bar.advance(task)
-            v = e.vectors if per_window else pool(e.vectors)[None]
             names += [path_key(path)] * len(v)
-            starts.append(e.starts_s if per_window else np.zeros(1))
+            starts_all.append(starts)
             vectors.append(v)
     return {
         "path": names,
-        "start_s": np.concatenate(starts) if starts else np.empty(0),
-        "vector": np.concatenate(vectors) if vectors else np.empty((0, encoder.dim), np.float32),
+        "start_s": np.concatenate(starts_all) if starts_all else np.empty(0),
+        "vector": np.concatenate(vectors) if vectors else np.empty((0, encoder.dim if per_window else encoder.similar.dim), np.float32),
     }, failed
 
 

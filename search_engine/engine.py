@@ -19,7 +19,6 @@ moves them to the newest one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -67,6 +66,7 @@ class IndexedFile:
     record: FileRecord
     vectors: np.ndarray  # [n, dim]
     starts_s: np.ndarray  # [n]
+    whole: np.ndarray  # [dim]: the whole-sound vector (``similar`` space), :meth:`SearchEngine.whole`
 
 
 class SearchEngine:
@@ -83,6 +83,7 @@ class SearchEngine:
         self.dir = settings.index_dir
         self.segment_hop_frames = int(stored["segment_hop_frames"])
         self.model = encoder.name  # the model in use (a bundled name, or a folder)
+        self.whole_encoder = _whole_encoder(stored, encoder, settings.index_dir)
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
         self._lock = lock  # filelock.FileLock on index.lock
         from .vectors import VectorStore
@@ -153,6 +154,7 @@ class SearchEngine:
             "format": INDEX_FORMAT,
             "model": settings.model,
             "model_id": encoder.model_id,
+            "similar_model_id": encoder.similar.model_id,
             "features": encoder.features.as_dict(),
             "embedding_dim": encoder.dim,
             "segment_hop_frames": hop,
@@ -175,11 +177,11 @@ class SearchEngine:
         encoder = Encoder.load(model)
         if settings.model == "default" and encoder.model_id != stored.get("model_id"):
             # built with a bundled model that is no longer the default (the seed autoencoder): use it
-            from .audio2vec.encoder import bundled_models
+            from .audio2vec.encoder import bundled_model
 
-            for folder in bundled_models().values():
-                if json.loads((folder / "config.json").read_text()).get("model_id") == stored.get("model_id"):
-                    encoder = Encoder.load(folder)
+            folder = bundled_model(stored.get("model_id"))
+            if folder is not None:
+                encoder = Encoder.load(folder)
         now = {"model_id": encoder.model_id, "features": encoder.features.as_dict(), "embedding_dim": encoder.dim}
         differs = _differences({k: stored.get(k) for k in _GUARDED}, now)
         if differs:
@@ -220,7 +222,7 @@ class SearchEngine:
 
         path = self._vector_path(kind, generation)
         if generation == 0:
-            return VectorIndex.create(self.encoder.dim, factory)
+            return VectorIndex.create(self.encoder.dim if kind == "segments" else self.whole_dim, factory)
         try:
             return VectorIndex.load(path, factory, nprobe=self.settings.nprobe)
         except RuntimeError as exc:
@@ -260,6 +262,11 @@ class SearchEngine:
     def sample_rate_hz(self) -> int:
         return self.encoder.features.sample_rate_hz
 
+    @property
+    def whole_dim(self) -> int:
+        """Length of a whole-sound (``similar``) vector."""
+        return self.whole_encoder.dim if self.whole_encoder is not None else self.encoder.dim
+
     # --- writing ------------------------------------------------------------------------------------
     def embed(self, y: np.ndarray, *, source: object = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """Segment vectors of a mono waveform at the model rate, one every segment hop.
@@ -268,6 +275,14 @@ class SearchEngine:
         """
         e = self.encoder.embed(y, hop_frames=self.segment_hop_frames, batch_size=self.settings.batch_size, source=source)
         return e.vectors, e.starts_s
+
+    def whole(self, mel: np.ndarray, vectors: np.ndarray | None, *, source: object = "<waveform>") -> np.ndarray:
+        """The whole-sound (``similar``) vector ``[dim]`` of a file, from its :func:`spectrogram`
+        and its segment vectors: the similar model's (:meth:`Encoder.whole`); for an index made
+        before there was one, the segment vectors averaged and normalised."""
+        if self.whole_encoder is None:
+            return pool(vectors)
+        return self.whole_encoder.whole(mel, batch_size=self.settings.batch_size, source=source)
 
     def add(
         self,
@@ -308,7 +323,7 @@ class SearchEngine:
                     fid = Catalog.add_file(s, it.record, next_id, it.starts_s, label=labels.get(it.record.path))
                     seg_ids = next_id + np.arange(len(it.vectors), dtype=np.int64)
                     self.segments.add(it.vectors, seg_ids)
-                    self.wholes.add(pool(it.vectors)[None], np.array([fid], dtype=np.int64))
+                    self.wholes.add(it.whole[None], np.array([fid], dtype=np.int64))
                     file_ids.append(fid)
                     next_id += len(it.vectors)
                 self.segments.remove(removed[0])
@@ -487,10 +502,20 @@ class SearchEngine:
         return load_clip(clip, sr=self.sample_rate_hz)
 
     def vector(self, clip) -> np.ndarray:
-        """A clip's whole-sound vector in the ``similar`` space, made exactly as an indexed file's:
-        segment vectors every segment hop, averaged, L2-normalised. ``[dim]`` float32."""
-        name, y = self.load_clip(clip)
-        return pool(self.embed(y, source=name)[0])
+        """A clip's whole-sound vector in the ``similar`` space, made exactly as an indexed file's
+        (:meth:`whole`). ``[dim]`` float32."""
+        return self._whole_of(*self.load_clip(clip))
+
+    def _whole_of(self, name: str, y: np.ndarray) -> np.ndarray:
+        """:meth:`whole` of a mono waveform at the model rate."""
+        from .audio2vec.encoder import spectrogram
+
+        mel = spectrogram(y, self.encoder.features, source=name)
+        vectors = None
+        if self.whole_encoder is None:  # an older index: its whole vectors are made of segment vectors
+            e = self.encoder.embed_spectrogram(mel, hop_frames=self.segment_hop_frames, duration_s=len(y) / self.sample_rate_hz, batch_size=self.settings.batch_size, source=name)
+            vectors = e.vectors
+        return self.whole(mel, vectors, source=name)
 
     def distance(self, a, b) -> float:
         """Euclidean distance between two clips in the ``similar`` space (0 = same sound; unit
@@ -502,9 +527,9 @@ class SearchEngine:
         contains the shorter (``match``: the best exactly aligned mean distance, at or below
         :meth:`match_threshold` for the shorter clip's length) and where."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
-        seg_a, seg_b = self.embed(ya, source=na)[0], self.embed(yb, source=nb)[0]
-        similar = float(np.linalg.norm(pool(seg_a) - pool(seg_b)))
-        (outer, seg), (inner, y) = ((na, seg_a), (nb, yb)) if len(ya) >= len(yb) else ((nb, seg_b), (na, ya))
+        similar = float(np.linalg.norm(self._whole_of(na, ya) - self._whole_of(nb, yb)))
+        (outer, yo), (inner, y) = ((na, ya), (nb, yb)) if len(ya) >= len(yb) else ((nb, yb), (na, ya))
+        seg = self.embed(yo, source=outer)[0]
         q = self.encoder.embed(y, hop_frames=self.query_hop_frames, batch_size=self.settings.batch_size, source=inner).vectors
         phases = self.settings.query_phases
 
@@ -526,7 +551,7 @@ class SearchEngine:
         self.refresh()
         k = k or self.settings.classify_k
         ids, labels, paths = self.catalog.labelled()
-        known = self.wholes.reconstruct(ids) if len(ids) else np.empty((0, self.encoder.dim), np.float32)
+        known = self.wholes.reconstruct(ids) if len(ids) else np.empty((0, self.whole_dim), np.float32)
         out = []
         for clip in clips:
             res = Classification(query="<waveform>" if isinstance(clip, tuple) else str(clip))
@@ -577,7 +602,8 @@ class SearchEngine:
                 name, y = self.load_clip(clip)
                 t1 = time.perf_counter()
                 x, _ = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
-                prepared.append((res, x, len(y) / self.sample_rate_hz))
+                whole = self._whole_of(name, y) if mode == "similar" and self.whole_encoder is not None else None
+                prepared.append((res, x, len(y) / self.sample_rate_hz, whole))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
                 if raise_errors:
@@ -586,14 +612,14 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        z = self.encoder.encode_windows(np.concatenate([x for _, x, _ in prepared]), batch_size=self.settings.batch_size)
+        z = self.encoder.encode_windows(np.concatenate([x for _, x, _, _ in prepared]), batch_size=self.settings.batch_size)
         per_clip = (time.perf_counter() - t0) / len(prepared)
         pos = 0
-        for res, x, duration_s in prepared:
+        for res, x, duration_s, whole in prepared:
             vecs = z[pos : pos + len(x)]
             pos += len(x)
             res.timings["encoder"] = per_clip
-            res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, k, res.timings)
+            res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, whole, k, res.timings)
             if mode == "match":
                 threshold = self.match_threshold(duration_s)
                 res.matches = [dataclasses.replace(m, matched=m.distance <= threshold) for m in res.matches]
@@ -643,10 +669,13 @@ class SearchEngine:
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
         return out
 
-    def _similar(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
+    def _similar(self, q: np.ndarray, whole: np.ndarray | None, k: int, timings: dict) -> list[Match]:
+        """Recordings nearest to the clip's whole-sound vector ``whole`` (None: an older index,
+        whose whole vectors are pooled segment vectors); each one's segment nearest to the clip's
+        pooled window vectors ``q`` gives the offset."""
         t0 = time.perf_counter()
-        v = pool(q[:: self.settings.query_phases])  # the segment-hop windows: as an indexed file's vector
-        dist, ids = self.wholes.search(v[None], k)
+        v = pool(q[:: self.settings.query_phases])  # the segment-hop windows: as an indexed file's segments
+        dist, ids = self.wholes.search((v if whole is None else whole)[None], k)
         t1 = time.perf_counter()
         found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]
         files = self.catalog.files_by_id(i for _, i in found)
@@ -688,6 +717,27 @@ def _differences(stored: dict, now: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: index has {a!r}, now {b!r}")
     return out
+
+
+def _whole_encoder(stored: dict, encoder, index_dir: Path):
+    """The model of an index's whole-sound vectors: ``encoder.similar`` when the index was made
+    with it, else the bundled model with the recorded id; None for an index made before whole
+    vectors had their own model (they are its pooled segment vectors)."""
+    wanted = stored.get("similar_model_id")
+    if wanted is None:
+        return None
+    if encoder.similar.model_id == wanted:
+        return encoder.similar
+    from .audio2vec import Encoder
+    from .audio2vec.encoder import bundled_model
+
+    folder = bundled_model(wanted)
+    if folder is None:
+        raise IndexMismatchError(
+            f"index at {index_dir} was built with similar model {wanted}, which neither model {encoder.name!r} "
+            "nor this audio2vec's bundled models are: rebuild the index (`audio2vec index YOUR_FOLDERS --index NEW_FOLDER`)"
+        )
+    return Encoder.load(folder)
 
 
 def _active_factory(stored: dict) -> str:

@@ -119,6 +119,34 @@ def test_index_refuses_another_model(built_index, tmp_path):
     assert "model_id: index has" in str(err.value) and "'0123456789abcdef'" in str(err.value)
 
 
+def test_an_index_from_before_similar_models_keeps_pooled_whole_vectors(tmp_path, library):
+    """An index made before whole-sound vectors had their own model (no ``similar_model_id``)
+    goes on pooling segment vectors, so its old and new rows stay comparable; an index naming a
+    similar model that no model here has is refused."""
+    from sqlalchemy import delete
+
+    from search_engine.catalog import Catalog, IndexSetting
+    from search_engine.query import pool
+
+    path, y = next(iter(library.items()))
+    with SearchEngine.create(tmp_path / "idx") as engine:
+        assert engine.catalog.settings()["similar_model_id"] == engine.encoder.similar.model_id
+        with engine.catalog.Session.begin() as s:
+            s.execute(delete(IndexSetting).where(IndexSetting.key == "similar_model_id"))
+    with SearchEngine.open(tmp_path / "idx") as engine:
+        assert engine.whole_encoder is None
+        Indexer(engine).add([path], show_progress_bar=False)
+        f = engine.catalog.files_by_path([path])[path]
+        segments = engine.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
+        assert np.allclose(engine.wholes.reconstruct([f.id])[0], pool(segments), atol=1e-6)
+        assert np.allclose(engine.vector(path), pool(segments), atol=1e-6)
+        assert engine.query((y, SR), k=1, mode="similar")[0].path == path
+        with engine.catalog.Session.begin() as s:
+            Catalog.put_settings(s, {"similar_model_id": "0123456789abcdef"})
+    with pytest.raises(IndexMismatchError, match="similar model 0123456789abcdef"):
+        SearchEngine.open(tmp_path / "idx")
+
+
 def test_index_built_with_other_features_says_what_differs(tmp_path, library):
     from search_engine.catalog import Catalog
 

@@ -112,3 +112,73 @@ def test_an_unknown_objective_is_refused_before_any_work(tmp_path, train_dir):
     with pytest.raises(ParameterError, match="unknown objective 'triplet'"):
         train([train_dir], out=tmp_path / "m", config=TrainConfig(objective="triplet"), verbose=0, log=lambda m: None)
     assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="module")
+def kinds_dir(tmp_path_factory):
+    """Labelled sounds, one sub-folder per kind: tunes and noise bursts of several lengths."""
+    root = tmp_path_factory.mktemp("kinds")
+    rng = np.random.default_rng(3)
+    for kind in ("tune", "noise"):
+        (root / kind).mkdir()
+        for i, seconds in enumerate((1.2, 2.5, 6.0, 8.0)):
+            y = tune(60 + i, seconds) if kind == "tune" else (0.2 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+            sf.write(root / kind / f"{kind}{i}.wav", y, SR)
+    return root
+
+
+def test_label_sampler_takes_whole_sounds_k_per_label():
+    from search_engine.audio2vec.objectives import LabelSampler
+
+    cfg = TrainConfig(objective="similarity", clip_windows=3)
+    mels = [_power(tune(1, 0.5)), _power(tune(2, 2.2)), _power(tune(3, 9.0)), _power(tune(4, 2.2))]
+    s = LabelSampler(mels, ["a", "a", "b", "b"], [_power(tune(9, 4.0))], cfg, np.random.default_rng(0), k=2, hop=64)
+    (x, mask), y = s.batch(4)
+    assert x.shape == (4, 3, 64, 64) and mask.shape == (4, 3)
+    assert sorted(np.bincount(y).tolist()) == [2, 2]  # two labels, k=2 sounds each
+    # windows every 64 frames (1.024 s) while they fit: 0.5 s is one padded window, 2.2 s two, 9 s more than clip_windows
+    used = {int(lab): sorted(mask[y == lab].sum(axis=1).tolist()) for lab in set(y.tolist())}
+    assert used == {0: [1.0, 2.0], 1: [2.0, 3.0]}
+    assert np.isfinite(x).all()
+    with pytest.raises(Exception, match="at least two kinds"):
+        LabelSampler(mels, ["a"] * 4, [], cfg, np.random.default_rng(0))
+
+
+def test_the_similarity_objective_trains_the_similar_model_of_another(tmp_path, kinds_dir):
+    """--objective similarity learns from sub-folder labels; a model whose config names it as
+    ``similar_model`` makes whole-sound vectors with it, in the API and in an index."""
+    import shutil
+
+    from indexer import Indexer
+    from search_engine import SearchEngine
+
+    cfg = TrainConfig(objective="similarity", epochs=1, steps_per_epoch=2, batch_size=8, clip_windows=2)
+    sim = train([kinds_dir], out=tmp_path / "sim", config=cfg, init="default", verbose=0, log=lambda m: None)
+    record = json.loads((sim / "config.json").read_text())
+    assert record["objective"] == "similarity" and not (sim / "decoder.weights.h5").exists()
+    match = tmp_path / "match"
+    shutil.copytree(Encoder.load("default").folder, match)
+    config = json.loads((match / "config.json").read_text())
+    (match / "config.json").write_text(json.dumps({**config, "similar_model": "../sim"}))
+    enc = Encoder.load(match)
+    assert enc.similar.model_id == record["model_id"] != enc.model_id
+    clip = tune(70, 3.0)
+    whole = enc.encode([clip], show_progress_bar=False)[0]
+    assert np.allclose(whole, enc.similar.encode([clip], show_progress_bar=False)[0])
+    with SearchEngine.create(tmp_path / "idx", model=str(match)) as engine:
+        Indexer(engine).add([kinds_dir], show_progress_bar=False)
+        assert engine.catalog.settings()["similar_model_id"] == record["model_id"]
+        f = engine.catalog.files_by_path([str(kinds_dir / "tune" / "tune1.wav")])
+        stored = engine.wholes.reconstruct([next(iter(f.values())).id])[0]
+        y, _ = sf.read(kinds_dir / "tune" / "tune1.wav", dtype="float32")
+        assert np.allclose(stored, enc.encode([y], show_progress_bar=False)[0], atol=1e-5)
+        assert np.allclose(engine.vector((y, SR)), stored, atol=1e-5)
+
+
+def test_a_long_recording_s_whole_vector_averages_windows_spread_over_it():
+    from search_engine.audio2vec.encoder import WHOLE_MAX_WINDOWS, whole_windows
+
+    assert whole_windows(7).tolist() == list(range(7))
+    spread = whole_windows(1000)
+    assert len(spread) == WHOLE_MAX_WINDOWS and spread[0] == 0 and spread[-1] == 999
+    assert np.ptp(np.diff(spread)) <= 1  # evenly spread

@@ -24,6 +24,10 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 #: the default model (contrastive); ``weights/autoencoder`` keeps the seed model, the baseline
 DEFAULT_MODEL_DIR = BUNDLED_DIR / "default"
 WEIGHT_FILES = {"encoder": "encoder.weights.h5", "g": "g.weights.h5", "decoder": "decoder.weights.h5"}
+#: hop of the windows averaged into a whole-sound (``similar``) vector: 64 frames = 1.024 s
+WHOLE_HOP_FRAMES = 64
+#: at most this many of them, evenly spread, for a longer recording (its whole vector stays cheap)
+WHOLE_MAX_WINDOWS = 48
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,6 +35,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def bundled_models() -> dict[str, Path]:
     """Models shipped in the package, by name (``default``, ``autoencoder``)."""
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def bundled_model(model_id: str | None) -> Path | None:
+    """The folder of the bundled model with this model id, or None."""
+    for folder in bundled_models().values():
+        if json.loads((folder / "config.json").read_text()).get("model_id") == model_id:
+            return folder
+    return None
 
 
 def resolve_model_dir(model: str | os.PathLike) -> Path:
@@ -48,6 +60,14 @@ def weights_id(folder: Path) -> str:
     for key in ("encoder", "g"):
         h.update((folder / WEIGHT_FILES[key]).read_bytes())
     return h.hexdigest()[:16]
+
+
+def whole_windows(n: int) -> np.ndarray:
+    """Which of a sound's ``n`` windows (every :data:`WHOLE_HOP_FRAMES`) its whole-sound vector
+    averages: all of them, or :data:`WHOLE_MAX_WINDOWS` spread evenly over a longer recording."""
+    if n <= WHOLE_MAX_WINDOWS:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, WHOLE_MAX_WINDOWS).round().astype(np.int64))
 
 
 def spectrogram(y: np.ndarray, features: FeatureSettings, *, source: object = "<waveform>") -> np.ndarray:
@@ -126,6 +146,33 @@ class Encoder:
         """What :meth:`load` takes to load this model again: a bundled model's name, else its folder."""
         return self.folder.name if self.folder.parent == BUNDLED_DIR else str(self.folder)
 
+    @functools.cached_property
+    def similar(self) -> "Encoder":
+        """The model of the ``similar`` space (whole-sound vectors): the model named by this
+        model's config ``similar_model`` (a bundled name, or a folder relative to this one),
+        trained with the ``similarity`` objective on the same features; else this model itself.
+        The default model names the bundled ``similar`` model: two small models behind one API."""
+        name = self.config.get("similar_model")
+        if not name:
+            return self
+        other = Encoder.load(name if name in bundled_models() else self.folder / name)
+        if other.features != self.features:
+            raise ParameterError(f"{self.folder}: similar_model {name!r} has other feature settings than this model")
+        return other
+
+    def whole(self, mel: np.ndarray, *, batch_size: int = 512, source: object = "<waveform>") -> np.ndarray:
+        """Whole-sound vector ``[dim]`` of a :func:`spectrogram`: the :attr:`similar` model's
+        vectors of windows every :data:`WHOLE_HOP_FRAMES` (:func:`whole_windows` of them),
+        averaged and L2-normalised. Raises ``DecodeError`` when the sound is too short."""
+        from ..query import pool
+
+        model = self.similar
+        win, _ = model._mel_windows(mel, hop_frames=WHOLE_HOP_FRAMES, source=source)
+        z = model.encode_windows(normalize_windows(win[whole_windows(len(win))], top_db=model.features.top_db), batch_size=batch_size)
+        if not np.isfinite(z).all():
+            raise DecodeError(source, "the model gave non-finite vectors for this audio")
+        return pool(z)
+
     @property
     def dim(self) -> int:
         """Length of one vector."""
@@ -154,10 +201,11 @@ class Encoder:
         clips,
         *,
         batch_size: int = 512,
-        hop_frames: int = 32,
+        hop_frames: int = WHOLE_HOP_FRAMES,
         show_progress_bar: bool | None = None,
     ) -> np.ndarray:
-        """One vector per clip (the whole-sound, ``similar`` vector), in input order.
+        """One vector per clip (the whole-sound, ``similar`` vector, made by :attr:`similar` as
+        :meth:`whole` makes an indexed file's), in input order.
 
         Parameters
         ----------
@@ -166,7 +214,7 @@ class Encoder:
             Windows per encoder call; windows of consecutive clips share a call, so many short
             clips cost few calls.
         hop_frames : int
-            Window hop in frames (32 = 0.512 s, the index's segment hop).
+            Window hop in frames (:data:`WHOLE_HOP_FRAMES` = 1.024 s, as in an index).
         show_progress_bar : bool, optional
             Progress bar on stderr (default: when stderr is a terminal).
 
@@ -183,6 +231,8 @@ class Encoder:
         from ..progress import progress_bar
         from ..query import pool
 
+        if self.similar is not self:
+            return self.similar.encode(clips, batch_size=batch_size, hop_frames=hop_frames, show_progress_bar=show_progress_bar)
         sr = self.features.sample_rate_hz
         clips = list(clips)
         out = np.empty((len(clips), self.dim), dtype=np.float32)
@@ -203,7 +253,8 @@ class Encoder:
             task = bar.add_task("embedding", total=len(clips))
             for i, clip in enumerate(clips):
                 name, y = load_clip(clip, sr=sr)
-                pending.append((i, self.windows(y, hop_frames=hop_frames, source=name)[0]))
+                x = self.windows(y, hop_frames=hop_frames, source=name)[0]
+                pending.append((i, x[whole_windows(len(x))]))
                 if sum(len(x) for _, x in pending) >= batch_size:
                     flush()
                     bar.update(task, completed=i + 1)

@@ -8,6 +8,11 @@
   after a slice; the decoder must rebuild the slice from the mean of their bottlenecks (MSE).
   g() is then fitted by PCA, as for the autoencoder.
 
+- ``similarity`` (supervised contrastive, SupCon): windows of sounds of the same *kind* (their
+  folder's name: an instrument family, a drum, a sentence in other voices) must lie nearer each
+  other than windows of any other kind in the batch. It trains the ``similar`` space, whose
+  whole-sound vectors answer "what sounds like this"; fine-tuned from a match model.
+
 Batches come from the samplers here (numpy, on the CPU, alongside training); the Keras models
 define ``train_step``/``test_step`` so ``fit`` gives progress, checkpoints and resume.
 """
@@ -16,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features import normalize_windows
-from .views import add_noise, random_eq, spec_mask
+from ..features import normalize_windows, window_starts
+from .views import add_noise, band_shift, random_eq, random_lowpass, spec_mask
 
 
 def _to_input(power: np.ndarray, top_db: float) -> np.ndarray:
@@ -96,30 +101,127 @@ class ContextSampler:
         return np.delete(x, c, axis=1), x[:, c]
 
 
-def contrastive_model(encoder, g, *, temperature: float):
-    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with NT-Xent on (anchor, positive)."""
+class LabelSampler:
+    """Labelled sounds, ``k`` per label, for the ``similarity`` objective.
+
+    Each sample is what the ``similar`` space compares: up to ``clip_windows`` consecutive windows
+    of one file, every ``hop`` frames, as :meth:`Encoder.whole` takes them (a sound shorter than
+    one window is padded with silence; a sound with fewer windows has the rest masked out). Labels are drawn
+    as their files are (a label with many files comes up more often); the ``k`` samples of a label
+    come from as many of its files as it has, up to ``k``. Every sound gets light degradations
+    (noise at ``label_snr_db``, EQ, a shift by up to ``band_shift`` mel bands, a low-pass,
+    SpecAugment masks), so that the kind of sound, not the recording or the instrument maker, is
+    what the samples of a label share.
+
+    Parameters
+    ----------
+    mels : list of [t, mels] mel power spectrograms
+    labels : label of each
+    noises : list of [t, mels] mel power noise recordings
+    """
+
+    def __init__(self, mels, labels, noises, cfg, rng: np.random.Generator, *, k: int = 4, hop: int = 64):
+        self.mels, self.noises, self.cfg, self.rng, self.k, self.hop = mels, noises, cfg, rng, k, hop
+        names = sorted(set(labels))
+        if len(names) < 2:
+            from ..errors import ParameterError
+
+            raise ParameterError("the similarity objective needs sounds of at least two kinds (one sub-folder per kind)")
+        self.labels = np.array([names.index(lab) for lab in labels])
+        self.by_label = [np.flatnonzero(self.labels == i) for i in range(len(names))]
+
+    def _clip(self, m: np.ndarray) -> tuple[np.ndarray, int]:
+        """Up to ``clip_windows`` consecutive windows of one spectrogram, those an index would take
+        (:func:`window_starts`), from a random one: ``([M, W, mels], windows used)``."""
+        w, most = self.cfg.features.window_frames, self.cfg.clip_windows
+        starts = window_starts(len(m), window_frames=w, hop_frames=self.hop)
+        if len(m) < w:  # one window, the sound then silence
+            m = np.concatenate([m, np.zeros((w - len(m), m.shape[1]), m.dtype)])
+        used = min(len(starts), most)
+        first = int(self.rng.integers(0, len(starts) - used + 1))
+        out = np.zeros((most, w, m.shape[1]), dtype=np.float32)
+        for j, t in enumerate(starts[first : first + used]):
+            out[j] = m[t : t + w]
+        return out, used
+
+    def batch(self, n: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """``((windows [n', M, frames, mels], mask [n', M]), label ids [n'])``, ``n'`` = ``n``
+        rounded down to a multiple of ``k``."""
+        cfg, rng, k = self.cfg, self.rng, self.k
+        chosen: list[int] = []
+        while len(chosen) < n // k:
+            lab = int(self.labels[rng.integers(len(self.labels))])
+            if lab not in chosen or len(chosen) >= len(self.by_label):
+                chosen.append(lab)
+        most, w = cfg.clip_windows, cfg.features.window_frames
+        x = np.empty((len(chosen) * k, most, w, cfg.features.n_mels), dtype=np.float32)
+        mask = np.zeros((len(x), most), dtype=np.float32)
+        for i, lab in enumerate(chosen):
+            files = self.by_label[lab]
+            for j, f in enumerate(rng.choice(files, k, replace=len(files) < k)):
+                x[i * k + j], used = self._clip(self.mels[f])
+                mask[i * k + j, :used] = 1.0
+        # one condition per sound: its windows in a row are degraded as one long window
+        seq = x.reshape(len(x), most * w, x.shape[-1])
+        for apply, p in (
+            (lambda v: add_noise(v, self.noises, snr_db=cfg.label_snr_db, rng=rng), cfg.noise_probability),
+            (lambda v: random_eq(v, max_db=cfg.eq_db, rng=rng), 0.5),
+            (lambda v: band_shift(v, max_bands=cfg.band_shift, rng=rng), 0.5 if cfg.band_shift else 0.0),
+            (lambda v: random_lowpass(v, lowest_band=x.shape[-1] // 2, rng=rng), 0.3),
+        ):
+            chosen_now = rng.random(len(seq)) < p
+            if chosen_now.any():
+                seq[chosen_now] = apply(seq[chosen_now])
+        flat = _to_input(seq.reshape(-1, w, x.shape[-1]), cfg.features.top_db)
+        masked = rng.random(len(flat)) < 0.3
+        if masked.any():
+            flat[masked] = spec_mask(flat[masked], max_frames=6, max_bands=6, rng=rng)
+        return (flat.reshape(x.shape), mask), np.repeat(np.array(chosen), k)
+
+
+def similarity_model(encoder, g, *, temperature: float):
+    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with SupCon on (windows, labels)."""
+    import tensorflow as tf
+
+    class Similarity(_embedding_model_base()):
+        def call(self, inputs, training=False):
+            """``(windows [n, M, W, mels], mask [n, M])`` -> whole-sound vectors ``[n, dim]``:
+            the window vectors averaged over the mask, L2-normalised (as :func:`query.pool`)."""
+            x, mask = inputs
+            shape = tf.shape(x)
+            z = self.g(self.encoder(tf.reshape(x, [-1, shape[2], shape[3]]), training=training), training=training)
+            z = tf.reduce_sum(tf.reshape(z, [shape[0], shape[1], -1]) * mask[:, :, None], axis=1)
+            return tf.math.l2_normalize(z, axis=1)
+
+        def _step(self, data, training):
+            inputs, y = data
+            z = self(inputs, training=training)
+            self_mask = tf.eye(tf.shape(z)[0], dtype=tf.bool)
+            logits = tf.where(self_mask, -1e9, tf.matmul(z, z, transpose_b=True) / temperature)
+            pos = tf.cast(tf.logical_and(tf.equal(y[:, None], y[None, :]), tf.logical_not(self_mask)), tf.float32)
+            log_p = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+            loss = tf.reduce_mean(-tf.reduce_sum(pos * log_p, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1.0))
+            nearest = tf.argmax(logits, axis=1, output_type=tf.int32)
+            return loss, tf.reduce_mean(tf.cast(tf.equal(tf.gather(y, nearest), y), tf.float32))
+
+    return Similarity(encoder, g, "similarity")
+
+
+def _embedding_model_base():
+    """Base of the two contrastive training models: ``encoder`` then ``g``; the subclass's
+    ``_step(data, training) -> (loss, top1)`` is the objective; ``fit`` tracks loss and top-1."""
     import keras
     import tensorflow as tf
 
-    class Contrastive(keras.Model):
-        def __init__(self):
-            super().__init__(name="contrastive")
+    class EmbeddingModel(keras.Model):
+        def __init__(self, encoder, g, name):
+            super().__init__(name=name)
             self.encoder, self.g = encoder, g
             self.loss_tracker = keras.metrics.Mean(name="loss")
             self.top1 = keras.metrics.Mean(name="top1")
 
         def call(self, x, training=False):
             return self.g(self.encoder(x, training=training), training=training)
-
-        def _step(self, data, training):
-            anchors, positives = data
-            za, zp = self(anchors, training=training), self(positives, training=training)
-            logits = tf.matmul(za, zp, transpose_b=True) / temperature
-            labels = tf.range(tf.shape(logits)[0])
-            ce = keras.losses.sparse_categorical_crossentropy
-            loss = 0.5 * tf.reduce_mean(ce(labels, logits, from_logits=True) + ce(labels, tf.transpose(logits), from_logits=True))
-            hit = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.float32)
-            return loss, tf.reduce_mean(hit)
 
         def train_step(self, data):
             with tf.GradientTape() as tape:
@@ -140,7 +242,26 @@ def contrastive_model(encoder, g, *, temperature: float):
         def metrics(self):
             return [self.loss_tracker, self.top1]
 
-    return Contrastive()
+    return EmbeddingModel
+
+
+def contrastive_model(encoder, g, *, temperature: float):
+    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with NT-Xent on (anchor, positive)."""
+    import keras
+    import tensorflow as tf
+
+    class Contrastive(_embedding_model_base()):
+        def _step(self, data, training):
+            anchors, positives = data
+            za, zp = self(anchors, training=training), self(positives, training=training)
+            logits = tf.matmul(za, zp, transpose_b=True) / temperature
+            labels = tf.range(tf.shape(logits)[0])
+            ce = keras.losses.sparse_categorical_crossentropy
+            loss = 0.5 * tf.reduce_mean(ce(labels, logits, from_logits=True) + ce(labels, tf.transpose(logits), from_logits=True))
+            hit = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.float32)
+            return loss, tf.reduce_mean(hit)
+
+    return Contrastive(encoder, g, "contrastive")
 
 
 def context_model(encoder, decoder):
@@ -183,4 +304,4 @@ def context_model(encoder, decoder):
     return ContextPrediction()
 
 
-__all__ = ["PairSampler", "ContextSampler", "contrastive_model", "context_model"]
+__all__ = ["PairSampler", "ContextSampler", "LabelSampler", "contrastive_model", "context_model", "similarity_model"]

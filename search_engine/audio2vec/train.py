@@ -5,11 +5,13 @@
   in the mel power domain) and the decoder must reconstruct the *clean* window;
 - ``cbow``: Audio2Vec context prediction, the slice rebuilt from its neighbours' bottlenecks;
 - ``contrastive``: NT-Xent on (clean, degraded view) pairs, as in neural audio fingerprinting
-  (see :mod:`.objectives` and :mod:`.views`).
+  (see :mod:`.objectives` and :mod:`.views`);
+- ``similarity``: supervised contrastive (SupCon) on labelled sounds, the label of a file being the
+  name of the folder it is in (``kinds/piano/*.wav``): the ``similar`` space.
 
 For the first two, g() is fitted after training: centre the bottlenecks of clean training windows
 and project them onto their ``embedding_dim`` principal axes, then L2-normalise. The contrastive
-objective trains g() (dense projection + L2 normalisation) with the encoder.
+and similarity objectives train g() (dense projection + L2 normalisation) with the encoder.
 
 Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``) or ``python -m search_engine.audio2vec.train``.
 """
@@ -30,7 +32,7 @@ import numpy as np
 from ..audio import find_audio_files, load
 from ..errors import DecodeError, ParameterError
 from ..features import FeatureSettings, log_mel, normalize_windows
-from .encoder import MODEL_FORMAT, WEIGHT_FILES, weights_id
+from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
 from .model import Architecture
 
 #: less training audio than this (seconds) is refused
@@ -38,7 +40,9 @@ MIN_TRAIN_AUDIO_S = 30.0
 
 
 #: the objectives :func:`train` knows
-OBJECTIVES = ("autoencoder", "cbow", "contrastive")
+OBJECTIVES = ("autoencoder", "cbow", "contrastive", "similarity")
+#: objectives whose g() is trained with the encoder (no decoder)
+_EMBEDDING_OBJECTIVES = ("contrastive", "similarity")
 
 
 @dataclass
@@ -65,6 +69,13 @@ class TrainConfig:
     pair_snr_db: tuple[float, float] = (0.0, 10.0)
     clean_view_probability: float = 0.2
     eq_db: float = 6.0
+    #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
+    #: size then counts sounds), windows pooled per sound, largest shift of a sound in mel bands
+    similarity_temperature: float = 0.1
+    label_snr_db: tuple[float, float] = (10.0, 30.0)
+    sounds_per_label: int = 4
+    clip_windows: int = 3
+    band_shift: int = 2
     #: cbow: windows of context on each side
     context_windows: int = 2
     features: FeatureSettings = field(default_factory=FeatureSettings)
@@ -217,7 +228,7 @@ def train(
     import keras
 
     from .model import build_autoencoder, build_decoder, build_encoder, build_projection
-    from .objectives import ContextSampler, PairSampler, context_model, contrastive_model
+    from .objectives import ContextSampler, LabelSampler, PairSampler, context_model, contrastive_model, similarity_model
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg = config or TrainConfig()
@@ -253,13 +264,13 @@ def train(
     val_mels = [m for m, v in zip(mels, is_val) if v]
 
     encoder = build_encoder(f.window_frames, f.n_mels, arch)
-    decoder = build_decoder(f.window_frames, f.n_mels, arch) if cfg.objective != "contrastive" else None
+    decoder = build_decoder(f.window_frames, f.n_mels, arch) if cfg.objective not in _EMBEDDING_OBJECTIVES else None
     g = build_projection(arch)
     if init is not None:
         encoder.load_weights(init_dir / WEIGHT_FILES["encoder"])
         if decoder is not None and (init_dir / WEIGHT_FILES["decoder"]).exists():
             decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
-        if cfg.objective == "contrastive":
+        if cfg.objective in _EMBEDDING_OBJECTIVES:
             g.load_weights(init_dir / WEIGHT_FILES["g"])
     val_rng = np.random.default_rng(cfg.seed + 1)
     val_n = max(cfg.batch_size, 512)
@@ -271,6 +282,18 @@ def train(
         model = context_model(encoder, decoder)
         sampler = ContextSampler(train_mels, cfg, rng)
         validation = ContextSampler(val_mels, cfg, val_rng).batch(val_n)
+    elif cfg.objective == "similarity":
+        model = similarity_model(encoder, g, temperature=cfg.similarity_temperature)
+        labels = [Path(n).parent.name for n in names]
+        part = lambda val: ([m for m, v in zip(mels, is_val) if v == val], [lab for lab, v in zip(labels, is_val) if v == val])  # noqa: E731
+        kw = {"k": cfg.sounds_per_label, "hop": WHOLE_HOP_FRAMES}
+        sampler = LabelSampler(*part(False), noise_mels, cfg, rng, **kw)
+        held_out = part(True)
+        if len(set(held_out[1])) >= 2:
+            validation = LabelSampler(*held_out, noise_mels, cfg, val_rng, **kw).batch(val_n)
+        else:
+            validation = None
+            log("no validation: the held-out files are of fewer than two kinds")
     else:
         model = contrastive_model(encoder, g, temperature=cfg.temperature)
         tracks = _tracks(names, mels, f, cfg.seed, log)
@@ -279,7 +302,8 @@ def train(
     total_steps = cfg.epochs * cfg.steps_per_epoch
     lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse" if cfg.objective == "autoencoder" else None)
-    model(validation[0][:1])  # build it: checkpoints need the variables
+    example = validation if validation is not None else sampler.batch(cfg.batch_size)
+    model(keras.tree.map_structure(lambda a: a[:1], example[0]))  # build it: checkpoints need the variables
 
     class Batches(keras.utils.PyDataset):
         def __len__(self):
@@ -303,7 +327,7 @@ def train(
     )
 
     explained = None
-    if cfg.objective != "contrastive":  # g(): principal axes of clean training bottlenecks
+    if cfg.objective not in _EMBEDDING_OBJECTIVES:  # g(): principal axes of clean training bottlenecks
         clean = normalize_windows(10.0 * np.log10(np.maximum(WindowSampler(train_mels, noise_mels, cfg, rng).clean(cfg.projection_windows), 1e-10)), top_db=f.top_db)
         h = encoder.predict(clean, batch_size=512, verbose=0)
         mean = h.mean(axis=0)

@@ -91,6 +91,30 @@ def random_eq(power: np.ndarray, *, max_db: float, rng: np.random.Generator) -> 
     return power
 
 
+def band_shift(power: np.ndarray, *, max_bands: int, rng: np.random.Generator) -> np.ndarray:
+    """Move each window's spectrum up or down by a random whole number of mel bands, at most
+    ``max_bands`` (in place): pitch and formants change together, as when another sampler or
+    synthesiser plays the same kind of sound. The edge band fills the bands left empty."""
+    for i, s in enumerate(rng.integers(-max_bands, max_bands + 1, size=len(power))):
+        if s > 0:
+            power[i, :, s:] = power[i, :, :-s].copy()
+            power[i, :, :s] = power[i, :, s : s + 1]
+        elif s < 0:
+            power[i, :, :s] = power[i, :, -s:].copy()
+            power[i, :, s:] = power[i, :, s - 1 : s]
+    return power
+
+
+def random_lowpass(power: np.ndarray, *, lowest_band: int, rng: np.random.Generator) -> np.ndarray:
+    """Roll off each window's top mel bands, 6 dB more per band above a random band at or above
+    ``lowest_band`` (in place): sample sets stored at low sample rates, dull recordings."""
+    n, _, mels = power.shape
+    cut = rng.integers(lowest_band, mels + 1, size=n)
+    gain_db = -6.0 * np.maximum(np.arange(mels)[None, :] - cut[:, None], 0)
+    power *= (10.0 ** (gain_db / 10.0))[:, None, :].astype(np.float32)
+    return power
+
+
 def spec_mask(x: np.ndarray, *, max_frames: int, max_bands: int, rng: np.random.Generator) -> np.ndarray:
     """SpecAugment: one time stripe and one band stripe per window set to 0 (the window mean), in place.
 
@@ -107,4 +131,4 @@ def spec_mask(x: np.ndarray, *, max_frames: int, max_bands: int, rng: np.random.
     return x
 
 
-__all__ = ["View", "waveform_views", "add_noise", "random_eq", "spec_mask"]
+__all__ = ["View", "waveform_views", "add_noise", "random_eq", "band_shift", "random_lowpass", "spec_mask"]

@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""Render labelled "kinds of sound" for the similarity objective (``audio2vec train --objective similarity``).
+
+Writes ``OUT/<label>/<name>.wav`` (16 kHz mono, the folder is the label) and ``OUT/manifest.json``.
+Every label is rendered by more than one source with other notes, so that what the sounds of one
+label share is the kind of sound, not the recording:
+
+``instruments``  every General MIDI melodic program (0-111) by family (piano, chromatic percussion,
+    organ, guitar, bass, strings (string ensembles included), voice, brass, reed, pipe, synth lead,
+    synth pad, synth effects, ethnic), random short phrases (1-6 notes, chords) in the family's
+    register, plus random drum-kit grooves (label ``drums``);
+``drums``        single drum-kit hits by kind (kick, snare, hihat, tom, clap, cymbal, shaker, rim);
+``sfx``          GM and GS sound-effect presets by category (water, thunder, wind, animal, bird,
+    telephone, car, crash, train, aircraft, applause, explosion);
+``speech``       random word-salad sentences, each spoken by several espeak-ng voices and languages
+    (label = the text: "the same words, other voices").
+
+Sources are kept disjoint from the similar-sound benchmark's independent sources (sf_GMbank,
+TimGM6mb, freepats, OPL-3 FM, the recorded collections): instruments, drums and GM effects come
+from FluidR3_GM and MuseScore_General_Lite, GS effects from FluidR3_GS, all Fluid-family renders
+that ``benchmarks/similar_sounds.py`` leaves out of its main figures. Speech uses voice variants and
+languages of ``data/render.py speech``; the benchmark's sentences and accents are not used.
+
+    python data/kinds.py --out /work/train_audio/kinds --per-program 8 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+import render as speech_render  # noqa: E402  (data/render.py)
+import sound_sets  # noqa: E402
+from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, SYNTHS, Item, render_items  # noqa: E402
+
+SR = 16000
+MIN_S = 1.1
+SF2, SF3 = Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3")
+TRAIN_SYNTHS = {
+    "FluidR3_GM": ("fluidsynth", SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm", "fluid", True),
+    "MuseScore_Lite": ("fluidsynth", SF3 / "MuseScore_General_Lite.sf3", "musescore-general-soundfont-small", "fluid", True),
+    "FluidR3_GS": ("fluidsynth", SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs", "fluid", True),
+}
+SYNTHS.update(TRAIN_SYNTHS)  # render_items looks synths up by name
+
+#: GM family -> (programs, typical lowest pitch of its register)
+FAMILIES = {
+    "piano": (range(0, 8), 48),
+    "chromatic_percussion": (range(8, 16), 60),
+    "organ": (range(16, 24), 48),
+    "guitar": (range(24, 32), 45),
+    "bass": (range(32, 40), 28),
+    "strings": (list(range(40, 52)), 45),
+    "voice": (range(52, 55), 52),
+    "brass": (range(56, 64), 45),
+    "reed": (range(64, 72), 50),
+    "pipe": (range(72, 80), 64),
+    "synth_lead": (range(80, 88), 55),
+    "synth_pad": (range(88, 96), 48),
+    "synth_effects": (range(96, 104), 50),
+    "ethnic": (range(104, 112), 55),
+}
+SCALE = (0, 2, 4, 5, 7, 9, 11, 12, 14, 16)
+GROOVE_NOTES = {"kick": (35, 36), "snare": (38, 40), "hat": (42, 44, 46, 51), "perc": (37, 39, 45, 48, 69, 70, 54, 56)}
+
+
+def phrase(rng: random.Random, low: int) -> list[tuple[float, float, int, int]]:
+    """Random notes ``(onset_s, dur_s, pitch, velocity)``: 1-6 notes or a chord, 1.2-3 s long."""
+    base = low + rng.randint(0, 17)
+    vel = rng.randint(55, 125)
+    kind = rng.random()
+    if kind < 0.2:  # one held note
+        return [(0.0, rng.uniform(0.8, 2.4), base, vel)]
+    if kind < 0.35:  # a chord
+        dur = rng.uniform(0.8, 2.2)
+        return [(0.0, dur, base + s, vel) for s in rng.choice(((0, 4, 7), (0, 3, 7), (0, 7, 12), (0, 5, 9)))]
+    notes, t = [], 0.0
+    for _ in range(rng.randint(2, 6)):
+        d = rng.choice((0.15, 0.25, 0.3, 0.4, 0.6))
+        notes.append((t, d * rng.uniform(0.7, 1.0), base + rng.choice(SCALE), max(1, min(127, vel + rng.randint(-15, 15)))))
+        t += d
+    return notes
+
+
+def groove(rng: random.Random) -> list[tuple[float, float, int, int]]:
+    """A random one- or two-bar drum pattern, 1.5-3 s."""
+    step = rng.uniform(0.1, 0.16)
+    notes = []
+    for s in range(rng.choice((12, 16))):
+        for part, p in (("kick", 0.3), ("snare", 0.25), ("hat", 0.6), ("perc", 0.12)):
+            if rng.random() < p:
+                notes.append((s * step, 0.1, rng.choice(GROOVE_NOTES[part]), rng.randint(60, 120)))
+    return notes or [(0.0, 0.1, 36, 100)]
+
+
+def items_for(synth: str, presets: set[tuple[int, int]], per_program: int, seed: int) -> list[Item]:
+    """The sounds one synth renders (only presets it has)."""
+    rng = random.Random(f"kinds:{synth}:{seed}")
+    items = []
+    if synth != "FluidR3_GS":
+        for fam, (programs, low) in FAMILIES.items():
+            for prog in programs:
+                if (0, prog) not in presets:
+                    continue
+                variants = sorted(b for b, p in presets if p == prog and 0 < b < 128)
+                for i in range(per_program):
+                    bank = rng.choice(variants) if variants and rng.random() < 0.3 else 0
+                    items.append(Item(f"{fam}_{synth}_b{bank}p{prog}_{i}", fam, phrase(rng, low), bank=bank, program=prog))
+        kits = sorted(p for b, p in presets if b == 128)
+        for i in range(per_program * 8):
+            kit = rng.choice(kits)
+            items.append(Item(f"drums_{synth}_k{kit}_{i}", "drums", groove(rng), bank=128, program=kit, tail_s=0.6))
+        for cat, notes in DRUM_NOTES.items():
+            for i in range(per_program * 4):
+                kit, note, vel = rng.choice(kits), rng.choice(notes), rng.randint(50, 127)
+                hits = [(0.0, 0.2, note, vel)]
+                if rng.random() < 0.4:  # a few hits of the same drum
+                    hits += [(k * rng.uniform(0.12, 0.3), 0.2, note, rng.randint(50, 127)) for k in range(1, rng.randint(2, 4))]
+                items.append(Item(f"{cat}_{synth}_k{kit}_n{note}_{i}", cat, hits, bank=128, program=kit, tail_s=1.5))
+    sfx = {(0, p): c for p, c in GM_SFX.items()} if synth != "FluidR3_GS" else dict(GS_SFX)
+    for (bank, prog), cat in sfx.items():
+        if (bank, prog) not in presets:
+            continue
+        for i in range(per_program):
+            pitch, dur = rng.randint(48, 72), rng.uniform(1.0, 3.0)
+            items.append(Item(f"{cat}_{synth}_b{bank}p{prog}_{i}", cat, [(0.0, dur, pitch, rng.randint(70, 127))], bank=bank, program=prog))
+    return items
+
+
+def presets_of(path: Path) -> set[tuple[int, int]]:
+    """``(bank, program)`` of every preset in a SoundFont (sf2 or sf3), as fluidsynth lists them."""
+    import re
+    import subprocess
+
+    proc = subprocess.run(
+        ["fluidsynth", "-a", "file", "-o", "audio.file.name=/dev/null", "-o", "midi.driver=oss", str(path)],
+        input="inst 1\nquit\n", capture_output=True, text=True, timeout=120,
+    )
+    return {(int(b), int(p)) for b, p in re.findall(r"(\d{3})-(\d{3}) ", proc.stdout)}
+
+
+def finish(y: np.ndarray) -> np.ndarray | None:
+    """Peak -1 dBFS, padded with silence to one model window; None if silent."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak < 1e-4:
+        return None
+    y = y / peak * 10 ** (-1 / 20)
+    return np.pad(y, (0, max(0, int(MIN_S * SR) - len(y)))).astype(np.float32)
+
+
+def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: Path) -> list[dict]:
+    rng = random.Random(f"kinds:speech:{seed}")
+    langs, variants = speech_render.espeak_languages(), speech_render.espeak_variants()
+    entries = []
+    for t in range(texts):
+        lang = rng.choice(langs)
+        text = speech_render.make_sentence(rng, lang, rng.randint(4, 8))
+        label = f"speech{t:04d}"
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for v in rng.sample(variants, voices_per_text):
+            voice = f"{lang}+{v}"
+            raw = tmp / "raw.wav"
+            speech_render.espeak_render(text, voice, rng.randint(130, 200), rng.randint(25, 75), raw)
+            import librosa
+
+            y, _ = librosa.load(raw, sr=SR, mono=True)
+            y = finish(y)
+            if y is None:
+                continue
+            f = out / label / f"{label}_{v}.wav"
+            sf.write(f, y, SR, subtype="PCM_16")
+            entries.append({"file": str(f.relative_to(out)), "label": label, "source": f"espeak:{v}", "text": text})
+    return entries
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--per-program", type=int, default=8, help="phrases per GM program and synth")
+    ap.add_argument("--texts", type=int, default=200, help="speech sentences")
+    ap.add_argument("--voices", type=int, default=5, help="voices per sentence")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for synth, (_, path, *_rest) in TRAIN_SYNTHS.items():
+            presets = presets_of(path)
+            sound_sets._AVAILABLE[synth] = presets  # sound_sets reads sf2 only
+            items = items_for(synth, presets, args.per_program, args.seed)
+            print(f"{synth}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
+            for it, y in zip(items, render_items(synth, items, tmp)):
+                y = finish(y) if y is not None else None
+                if y is None:
+                    continue
+                (args.out / it.label).mkdir(exist_ok=True)
+                f = args.out / it.label / f"{it.key}.wav"
+                sf.write(f, y, SR, subtype="PCM_16")
+                entries.append({"file": str(f.relative_to(args.out)), "label": it.label, "source": synth})
+        entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)
+    (args.out / "manifest.json").write_text(json.dumps(entries, indent=1))
+    labels = sorted({e["label"] for e in entries})
+    print(f"{len(entries)} sounds, {len(labels)} labels -> {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
