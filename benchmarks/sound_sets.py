@@ -194,6 +194,14 @@ def freepats_programs() -> tuple[set[int], set[int]]:
 _AVAILABLE: dict[str, object] = {}
 
 
+def register_synth(name: str, path: Path, package: str, presets: set[tuple[int, int]]) -> None:
+    """Make one more fluidsynth SoundFont known to :func:`render_items` (``data/kinds.py`` renders
+    training sounds with those the benchmark does not use). ``presets`` are its ``(bank, program)``:
+    :func:`sf2_presets` reads .sf2 files only."""
+    SYNTHS[name] = ("fluidsynth", path, package, name, True)
+    _AVAILABLE[name] = set(presets)
+
+
 def available(synth: str, bank: int, program: int, note: int | None = None) -> bool:
     """Whether ``synth`` has this preset (bank 128 = drum kit ``program``; ``note`` for freepats kits)."""
     if synth not in _AVAILABLE:

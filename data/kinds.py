@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,18 +42,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 import render as speech_render  # noqa: E402  (data/render.py)
-import sound_sets  # noqa: E402
-from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, SYNTHS, Item, render_items  # noqa: E402
+from common import require_debian_package  # noqa: E402
+from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, Item, register_synth, render_items  # noqa: E402
 
 SR = 16000
 MIN_S = 1.1
 SF2, SF3 = Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3")
+#: name -> (SoundFont, Debian package)
 TRAIN_SYNTHS = {
-    "FluidR3_GM": ("fluidsynth", SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm", "fluid", True),
-    "MuseScore_Lite": ("fluidsynth", SF3 / "MuseScore_General_Lite.sf3", "musescore-general-soundfont-small", "fluid", True),
-    "FluidR3_GS": ("fluidsynth", SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs", "fluid", True),
+    "FluidR3_GM": (SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm"),
+    "MuseScore_Lite": (SF3 / "MuseScore_General_Lite.sf3", "musescore-general-soundfont-small"),
+    "FluidR3_GS": (SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs"),
 }
-SYNTHS.update(TRAIN_SYNTHS)  # render_items looks synths up by name
 
 #: GM family -> (programs, typical lowest pitch of its register)
 FAMILIES = {
@@ -139,9 +141,6 @@ def items_for(synth: str, presets: set[tuple[int, int]], per_program: int, seed:
 
 def presets_of(path: Path) -> set[tuple[int, int]]:
     """``(bank, program)`` of every preset in a SoundFont (sf2 or sf3), as fluidsynth lists them."""
-    import re
-    import subprocess
-
     proc = subprocess.run(
         ["fluidsynth", "-a", "file", "-o", "audio.file.name=/dev/null", "-o", "midi.driver=oss", str(path)],
         input="inst 1\nquit\n", capture_output=True, text=True, timeout=120,
@@ -159,6 +158,9 @@ def finish(y: np.ndarray) -> np.ndarray | None:
 
 
 def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: Path) -> list[dict]:
+    """Each of ``texts`` random sentences spoken by ``voices_per_text`` voice variants (label = the text)."""
+    import librosa
+
     rng = random.Random(f"kinds:speech:{seed}")
     langs, variants = speech_render.espeak_languages(), speech_render.espeak_variants()
     entries = []
@@ -171,8 +173,6 @@ def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: P
             voice = f"{lang}+{v}"
             raw = tmp / "raw.wav"
             speech_render.espeak_render(text, voice, rng.randint(130, 200), rng.randint(25, 75), raw)
-            import librosa
-
             y, _ = librosa.load(raw, sr=SR, mono=True)
             y = finish(y)
             if y is None:
@@ -195,9 +195,10 @@ def main(argv=None) -> int:
     entries = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for synth, (_, path, *_rest) in TRAIN_SYNTHS.items():
+        for synth, (path, package) in TRAIN_SYNTHS.items():
+            require_debian_package(package, path)
             presets = presets_of(path)
-            sound_sets._AVAILABLE[synth] = presets  # sound_sets reads sf2 only
+            register_synth(synth, path, package, presets)
             items = items_for(synth, presets, args.per_program, args.seed)
             print(f"{synth}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
             for it, y in zip(items, render_items(synth, items, tmp)):
