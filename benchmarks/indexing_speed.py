@@ -23,13 +23,14 @@ from common import machine, music_library_2h, stk_music_library, write_result  #
 
 
 def stages(files) -> dict:
-    """Seconds per stage for the files, in this process (decode, spectrogram, encoder)."""
+    """Seconds per stage for the files, in this process (decode, spectrogram, encoder: the
+    segment vectors, whole: the whole-sound vector by the similar model)."""
     from search_engine.audio import load
     from search_engine.audio2vec import Encoder
     from search_engine.audio2vec.encoder import spectrogram
 
     enc = Encoder.load("default").build()
-    t = dict(decode=0.0, spectrogram=0.0, encoder=0.0)
+    t = dict(decode=0.0, spectrogram=0.0, encoder=0.0, whole=0.0)
     audio = 0.0
     for f in files:
         t0 = time.perf_counter()
@@ -39,6 +40,8 @@ def stages(files) -> dict:
         t2 = time.perf_counter()
         enc.embed_spectrogram(mel, hop_frames=32, duration_s=len(y) / sr)
         t3 = time.perf_counter()
+        enc.whole(mel)
+        t["whole"] += time.perf_counter() - t3
         t["decode"] += t1 - t0
         t["spectrogram"] += t2 - t1
         t["encoder"] += t3 - t2

@@ -301,17 +301,18 @@ def compare(
 ) -> None:
     """How alike two clips are, and whether one contains the other (and where).
 
-    distance: Euclidean distance of the whole-sound vectors (as in --mode similar). match
-    distance: the shorter clip exactly aligned inside the longer (as in --mode match). Uses the index's model and settings when --index exists, so the numbers agree with search
-    results; else the bundled model. "contains" means the aligned distance is at most
-    match_threshold (config).
+    distance: Euclidean distance of the whole-sound vectors (as in --mode similar: what kind of
+    sound). match distance: the shorter clip exactly aligned inside the longer (as in --mode
+    match). Uses the index's model and settings when --index exists, so the numbers agree with
+    search results; else the bundled model. "contains" means the aligned distance is within the
+    match threshold for the shorter clip's length (calibrated; match_threshold in config overrides).
     """
     with _scratch_engine(index, config, model) as engine:
         c = engine.compare(a, b)
     if as_json:
         print(json.dumps(c.as_dict()))
         return
-    print(f"distance {c.distance:.4f} (similar space: 0 = same sound, ~1 = unrelated)")
+    print(f"distance {c.distance:.4f} (similar space: 0 = the same sound, larger = less alike, at most 2)")
     where = f"{c.contained} at {_clock(c.offset_s)} of {c.container}"
     print(f"match distance {c.match_distance:.4f}: {'contains' if c.contains else 'does not contain'} ({where})")
 

@@ -491,6 +491,9 @@ class SearchEngine:
             "index_factory": self.segments.factory,
             "index_type": self.segments.describe(),
             "similar_index_factory": self._factories[1],
+            # the model of the whole-sound vectors; "pooled segments": an index made before it had one
+            "similar_model": self.whole_encoder.name if self.whole_encoder is not None else "pooled segments",
+            "similar_model_id": self.whole_encoder.model_id if self.whole_encoder is not None else None,
             "vector_bytes": files_bytes,
             "bytes_per_segment": round(files_bytes / max(1, c["segments"]), 1),
             "exact_store_bytes": self.store.path.stat().st_size if self.store.path.exists() else 0,

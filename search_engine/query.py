@@ -6,8 +6,9 @@ that recording". The most voted alignments are then scored exactly: the mean Euc
 between the clip's windows and the recording windows they align with. Results are ranked by that
 distance, smallest first, one (the best alignment) per recording.
 
-``similar``: the clip's window vectors are averaged and normalised into one whole-sound vector and
-searched against the recordings' whole-sound vectors.
+``similar``: the clip's whole-sound vector (the model's ``similar`` model, windows every 1.024 s
+averaged and normalised: :meth:`Encoder.whole`) is searched against the recordings' whole-sound
+vectors; where in a recording is its segment nearest to the clip's pooled ``match`` windows.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import soundfile as sf
 from search_engine.audio2vec import Encoder
 from search_engine.audio2vec.objectives import ContextSampler, PairSampler
 from search_engine.audio2vec.train import TrainConfig, train
-from search_engine.audio2vec.views import add_noise, random_eq, spec_mask, waveform_views
+from search_engine.audio2vec.views import add_noise, band_shift, random_eq, random_lowpass, spec_mask, waveform_views
 from search_engine.features import FeatureSettings, log_mel
 from synth import SR, tune
 
@@ -47,6 +47,13 @@ def test_mel_degradations_change_windows_as_documented():
     assert np.abs(gain_db).max() <= 6.0 + 1e-3 and np.abs(gain_db).max() > 1.0
     x = spec_mask(np.ones((3, 64, 64), np.float32), max_frames=6, max_bands=6, rng=rng)
     assert ((x == 0).sum(axis=(1, 2)) <= 6 * 64 + 6 * 64).all()
+    ramp = np.broadcast_to(np.arange(1, 65, dtype=np.float32), (8, 64, 64)).copy()  # band b has power b + 1
+    shifted = band_shift(ramp.copy(), max_bands=3, rng=rng)
+    moved = shifted[:, 0, 10] - ramp[:, 0, 10]  # the whole spectrum moved by a whole number of bands
+    assert np.all(np.abs(moved) <= 3) and np.any(moved != 0)
+    assert np.allclose(shifted[:, :, 10:50] - ramp[:, :, 10:50], moved[:, None, None])
+    dull = random_lowpass(ramp.copy(), lowest_band=32, rng=rng)
+    assert np.allclose(dull[:, :, :32], ramp[:, :, :32]) and (dull[:, :, -1] < ramp[:, :, -1]).any()
 
 
 def test_pair_sampler_pairs_the_same_moment():

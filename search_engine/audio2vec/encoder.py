@@ -106,8 +106,11 @@ class Encoder:
         self.model_id = config["model_id"]
 
     def build(self) -> "Encoder":
-        """Build the network now (otherwise the first :meth:`encode` does); returns ``self``."""
+        """Build the network, and its :attr:`similar` model's, now (otherwise their first use
+        does); returns ``self``."""
         self._call  # noqa: B018 - the cached property builds it
+        if self.similar is not self:
+            self.similar.build()
         return self
 
     def keras_model(self):

@@ -70,12 +70,13 @@ class TrainConfig:
     clean_view_probability: float = 0.2
     eq_db: float = 6.0
     #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
-    #: size then counts sounds), windows pooled per sound, largest shift of a sound in mel bands
+    #: size then counts sounds), windows pooled per sound (1: single windows trained best),
+    #: largest shift of a sound in mel bands
     similarity_temperature: float = 0.1
     label_snr_db: tuple[float, float] = (10.0, 30.0)
     sounds_per_label: int = 4
-    clip_windows: int = 3
-    band_shift: int = 2
+    clip_windows: int = 1
+    band_shift: int = 4
     #: cbow: windows of context on each side
     context_windows: int = 2
     features: FeatureSettings = field(default_factory=FeatureSettings)
