@@ -64,8 +64,8 @@ def main() -> int:
     print("\nThe first three clips are found in their source tune near the offset in their name; "
           "the last one is not in the library: its nearest recordings are much farther away, beyond the "
           "model's calibrated match threshold, so it is reported as not found (\"matched\": false in "
-          "--json). The similar query ranks whole recordings by their average "
-          "sound; these synthetic tunes share one timbre family, so it is only a smoke test here. compare "
+          "--json). The similar query ranks whole recordings by what kind of sound they are (the bundled "
+          "similar model); these synthetic tunes are all one kind, so it is only a smoke test here. compare "
           "finds the clean clip inside its tune at 0:12; check verifies that vectors and catalog agree; "
           "indexing the same folder again skips every unchanged file.")
     return 0

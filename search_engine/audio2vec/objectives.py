@@ -106,9 +106,9 @@ class LabelSampler:
 
     Each sample is what the ``similar`` space compares: up to ``clip_windows`` consecutive windows
     of one file, every ``hop`` frames, as :meth:`Encoder.whole` takes them (a sound shorter than
-    one window is padded with silence; a sound with fewer windows has the rest masked out). Labels are drawn
-    as their files are (a label with many files comes up more often); the ``k`` samples of a label
-    come from as many of its files as it has, up to ``k``. Every sound gets light degradations
+    one window is padded with silence; a sound with fewer windows has the rest masked out).
+    Labels are drawn as their files are (a label with many files comes up more often); the ``k``
+    samples of a label come from as many of its files as it has, up to ``k``. Every sound gets light degradations
     (noise at ``label_snr_db``, EQ, a shift by up to ``band_shift`` mel bands, a low-pass,
     SpecAugment masks), so that the kind of sound, not the recording or the instrument maker, is
     what the samples of a label share.
@@ -169,9 +169,9 @@ class LabelSampler:
             (lambda v: band_shift(v, max_bands=cfg.band_shift, rng=rng), 0.5 if cfg.band_shift else 0.0),
             (lambda v: random_lowpass(v, lowest_band=x.shape[-1] // 2, rng=rng), 0.3),
         ):
-            chosen_now = rng.random(len(seq)) < p
-            if chosen_now.any():
-                seq[chosen_now] = apply(seq[chosen_now])
+            some = rng.random(len(seq)) < p
+            if some.any():
+                seq[some] = apply(seq[some])
         flat = _to_input(seq.reshape(-1, w, x.shape[-1]), cfg.features.top_db)
         masked = rng.random(len(flat)) < 0.3
         if masked.any():
