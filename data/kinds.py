@@ -12,6 +12,8 @@ label share is the kind of sound, not the recording:
 ``drums``        single drum-kit hits by kind (kick, snare, hihat, tom, clap, cymbal, shaker, rim);
 ``sfx``          GM and GS sound-effect presets by category (water, thunder, wind, animal, bird,
     telephone, car, crash, train, aircraft, applause, explosion);
+``synth``        the same labels (less ``synth_effects`` and ``ethnic``, plus ``horn``) synthesised in
+    code by ``data/synth.py``, one random patch per sound: a timbre source no soundfont shares;
 ``speech``       random word-salad sentences, each spoken by several espeak-ng voices and languages
     (label = the text: "the same words, other voices").
 
@@ -42,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 import render as speech_render  # noqa: E402  (data/render.py)
+import synth  # noqa: E402  (data/synth.py)
 from common import require_debian_package  # noqa: E402
 from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, Item, register_synth, render_items  # noqa: E402
 
@@ -105,11 +108,11 @@ def groove(rng: random.Random) -> list[tuple[float, float, int, int]]:
     return notes or [(0.0, 0.1, 36, 100)]
 
 
-def items_for(synth: str, presets: set[tuple[int, int]], per_program: int, seed: int) -> list[Item]:
+def items_for(name: str, presets: set[tuple[int, int]], per_program: int, seed: int) -> list[Item]:
     """The sounds one synth renders (only presets it has)."""
-    rng = random.Random(f"kinds:{synth}:{seed}")
+    rng = random.Random(f"kinds:{name}:{seed}")
     items = []
-    if synth != "FluidR3_GS":
+    if name != "FluidR3_GS":
         for fam, (programs, low) in FAMILIES.items():
             for prog in programs:
                 if (0, prog) not in presets:
@@ -117,25 +120,25 @@ def items_for(synth: str, presets: set[tuple[int, int]], per_program: int, seed:
                 variants = sorted(b for b, p in presets if p == prog and 0 < b < 128)
                 for i in range(per_program):
                     bank = rng.choice(variants) if variants and rng.random() < 0.3 else 0
-                    items.append(Item(f"{fam}_{synth}_b{bank}p{prog}_{i}", fam, phrase(rng, low), bank=bank, program=prog))
+                    items.append(Item(f"{fam}_{name}_b{bank}p{prog}_{i}", fam, phrase(rng, low), bank=bank, program=prog))
         kits = sorted(p for b, p in presets if b == 128)
         for i in range(per_program * 8):
             kit = rng.choice(kits)
-            items.append(Item(f"drums_{synth}_k{kit}_{i}", "drums", groove(rng), bank=128, program=kit, tail_s=0.6))
+            items.append(Item(f"drums_{name}_k{kit}_{i}", "drums", groove(rng), bank=128, program=kit, tail_s=0.6))
         for cat, notes in DRUM_NOTES.items():
             for i in range(per_program * 4):
                 kit, note, vel = rng.choice(kits), rng.choice(notes), rng.randint(50, 127)
                 hits = [(0.0, 0.2, note, vel)]
                 if rng.random() < 0.4:  # a few hits of the same drum
                     hits += [(k * rng.uniform(0.12, 0.3), 0.2, note, rng.randint(50, 127)) for k in range(1, rng.randint(2, 4))]
-                items.append(Item(f"{cat}_{synth}_k{kit}_n{note}_{i}", cat, hits, bank=128, program=kit, tail_s=1.5))
-    sfx = {(0, p): c for p, c in GM_SFX.items()} if synth != "FluidR3_GS" else dict(GS_SFX)
+                items.append(Item(f"{cat}_{name}_k{kit}_n{note}_{i}", cat, hits, bank=128, program=kit, tail_s=1.5))
+    sfx = {(0, p): c for p, c in GM_SFX.items()} if name != "FluidR3_GS" else dict(GS_SFX)
     for (bank, prog), cat in sfx.items():
         if (bank, prog) not in presets:
             continue
         for i in range(per_program):
             pitch, dur = rng.randint(48, 72), rng.uniform(1.0, 3.0)
-            items.append(Item(f"{cat}_{synth}_b{bank}p{prog}_{i}", cat, [(0.0, dur, pitch, rng.randint(70, 127))], bank=bank, program=prog))
+            items.append(Item(f"{cat}_{name}_b{bank}p{prog}_{i}", cat, [(0.0, dur, pitch, rng.randint(70, 127))], bank=bank, program=prog))
     return items
 
 
@@ -183,33 +186,64 @@ def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: P
     return entries
 
 
+def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
+    """``per_label`` sounds of every label :mod:`synth` can make, each from its own random patch."""
+    rng, notes_rng = np.random.default_rng([seed, 7]), random.Random(f"kinds:synth:{seed}")
+    part_of = {p: part for part, ps in GROOVE_NOTES.items() for p in ps}.__getitem__
+    makers = {lab: make for lab, make in synth.INSTRUMENTS.items()}
+    makers["drums"] = None
+    makers.update(synth.EVENTS)
+    entries = []
+    for label, make in makers.items():
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_label):
+            if make is None:
+                y = synth.render_groove(rng, groove(notes_rng), part_of)
+            elif label in synth.INSTRUMENTS:
+                low = FAMILIES[label][1] if label in FAMILIES else 52
+                y = synth.render_notes(make(rng), phrase(notes_rng, low))
+            else:
+                y = make(rng)
+            y = finish(y[: int(4 * SR)]) if np.all(np.isfinite(y)) else None
+            if y is None:
+                continue
+            f = out / label / f"{label}_synth_{i}.wav"
+            sf.write(f, y, SR, subtype="PCM_16")
+            entries.append({"file": str(f.relative_to(out)), "label": label, "source": "synth"})
+    return entries
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--per-program", type=int, default=8, help="phrases per GM program and synth")
     ap.add_argument("--texts", type=int, default=200, help="speech sentences")
     ap.add_argument("--voices", type=int, default=5, help="voices per sentence")
+    ap.add_argument("--synth", type=int, default=0, help="sounds per label synthesised in code (data/synth.py)")
+    ap.add_argument("--only-synth", action="store_true", help="render only the synthesised sounds")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     entries = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for synth, (path, package) in TRAIN_SYNTHS.items():
+        for name, (path, package) in ({} if args.only_synth else TRAIN_SYNTHS).items():
             require_debian_package(package, path)
             presets = presets_of(path)
-            register_synth(synth, path, package, presets)
-            items = items_for(synth, presets, args.per_program, args.seed)
-            print(f"{synth}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
-            for it, y in zip(items, render_items(synth, items, tmp)):
+            register_synth(name, path, package, presets)
+            items = items_for(name, presets, args.per_program, args.seed)
+            print(f"{name}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
+            for it, y in zip(items, render_items(name, items, tmp)):
                 y = finish(y) if y is not None else None
                 if y is None:
                     continue
                 (args.out / it.label).mkdir(exist_ok=True)
                 f = args.out / it.label / f"{it.key}.wav"
                 sf.write(f, y, SR, subtype="PCM_16")
-                entries.append({"file": str(f.relative_to(args.out)), "label": it.label, "source": synth})
-        entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)
+                entries.append({"file": str(f.relative_to(args.out)), "label": it.label, "source": name})
+        if not args.only_synth:
+            entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)
+    entries += render_synthesised(args.out, args.synth, args.seed)
     (args.out / "manifest.json").write_text(json.dumps(entries, indent=1))
     labels = sorted({e["label"] for e in entries})
     print(f"{len(entries)} sounds, {len(labels)} labels -> {args.out}", file=sys.stderr)
