@@ -24,6 +24,7 @@ that ``benchmarks/similar_sounds.py`` leaves out of its main figures. Speech use
 languages of ``data/render.py speech``; the benchmark's sentences and accents are not used.
 
     python data/kinds.py --out /work/train_audio/kinds --per-program 8 --seed 1
+    python data/kinds.py --out /work/train_audio/synth200 --parts synth --synth 200 --seed 5
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ FAMILIES = {
     "synth_effects": (range(96, 104), 50),
     "ethnic": (range(104, 112), 55),
 }
+PARTS = ("soundfonts", "speech", "synth")
 SCALE = (0, 2, 4, 5, 7, 9, 11, 12, 14, 16)
 GROOVE_NOTES = {"kick": (35, 36), "snare": (38, 40), "hat": (42, 44, 46, 51), "perc": (37, 39, 45, 48, 69, 70, 54, 56)}
 
@@ -170,7 +172,7 @@ def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: P
     for t in range(texts):
         lang = rng.choice(langs)
         text = speech_render.make_sentence(rng, lang, rng.randint(4, 8))
-        label = f"speech{t:04d}"
+        label = f"speech{seed}_{t:04d}"  # the seed keeps sentences of two renders apart
         (out / label).mkdir(parents=True, exist_ok=True)
         for v in rng.sample(variants, voices_per_text):
             voice = f"{lang}+{v}"
@@ -190,8 +192,7 @@ def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
     """``per_label`` sounds of every label :mod:`synth` can make, each from its own random patch."""
     rng, notes_rng = np.random.default_rng([seed, 7]), random.Random(f"kinds:synth:{seed}")
     part_of = {p: part for part, ps in GROOVE_NOTES.items() for p in ps}.__getitem__
-    makers = {lab: make for lab, make in synth.INSTRUMENTS.items()}
-    makers["drums"] = None
+    makers = {**synth.INSTRUMENTS, "drums": None}
     makers.update(synth.EVENTS)
     entries = []
     for label, make in makers.items():
@@ -200,8 +201,7 @@ def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
             if make is None:
                 y = synth.render_groove(rng, groove(notes_rng), part_of)
             elif label in synth.INSTRUMENTS:
-                low = FAMILIES[label][1] if label in FAMILIES else 52
-                y = synth.render_notes(make(rng), phrase(notes_rng, low))
+                y = synth.render_notes(make(rng), phrase(notes_rng, FAMILIES[label][1]))
             else:
                 y = make(rng)
             y = finish(y[: int(4 * SR)]) if np.all(np.isfinite(y)) else None
@@ -220,14 +220,14 @@ def main(argv=None) -> int:
     ap.add_argument("--texts", type=int, default=200, help="speech sentences")
     ap.add_argument("--voices", type=int, default=5, help="voices per sentence")
     ap.add_argument("--synth", type=int, default=0, help="sounds per label synthesised in code (data/synth.py)")
-    ap.add_argument("--only-synth", action="store_true", help="render only the synthesised sounds")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to render")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     entries = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, (path, package) in ({} if args.only_synth else TRAIN_SYNTHS).items():
+        for name, (path, package) in (TRAIN_SYNTHS if "soundfonts" in args.parts else {}).items():
             require_debian_package(package, path)
             presets = presets_of(path)
             register_synth(name, path, package, presets)
@@ -241,9 +241,10 @@ def main(argv=None) -> int:
                 f = args.out / it.label / f"{it.key}.wav"
                 sf.write(f, y, SR, subtype="PCM_16")
                 entries.append({"file": str(f.relative_to(args.out)), "label": it.label, "source": name})
-        if not args.only_synth:
+        if "speech" in args.parts:
             entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)
-    entries += render_synthesised(args.out, args.synth, args.seed)
+    if "synth" in args.parts:
+        entries += render_synthesised(args.out, args.synth, args.seed)
     (args.out / "manifest.json").write_text(json.dumps(entries, indent=1))
     labels = sorted({e["label"] for e in entries})
     print(f"{len(entries)} sounds, {len(labels)} labels -> {args.out}", file=sys.stderr)
