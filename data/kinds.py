@@ -192,8 +192,7 @@ def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
     """``per_label`` sounds of every label :mod:`synth` can make, each from its own random patch."""
     rng, notes_rng = np.random.default_rng([seed, 7]), random.Random(f"kinds:synth:{seed}")
     part_of = {p: part for part, ps in GROOVE_NOTES.items() for p in ps}.__getitem__
-    makers = {**synth.INSTRUMENTS, "drums": None}
-    makers.update(synth.EVENTS)
+    makers = {**synth.INSTRUMENTS, "drums": None, **synth.EVENTS}  # None: grooves of synthesised hits
     entries = []
     for label, make in makers.items():
         (out / label).mkdir(parents=True, exist_ok=True)
