@@ -14,6 +14,10 @@ label share is the kind of sound, not the recording:
     telephone, car, crash, train, aircraft, applause, explosion);
 ``synth``        the same labels (less ``synth_effects`` and ``ethnic``, plus ``horn``) synthesised in
     code by ``data/synth.py``, one random patch per sound: a timbre source no soundfont shares;
+``samples``      instrument families played by a sampler from LMMS's recorded instrument samples
+    (``lmms-common``: pianos, organs, guitars, basses, strings, trumpet, flute, choirs, pads, bells;
+    not its drums and effects, which the benchmark uses), each sound a phrase of notes pitched by
+    resampling one recording, or an excerpt of it: a third, recorded, timbre source;
 ``speech``       random word-salad sentences, each spoken by several espeak-ng voices and languages
     (label = the text: "the same words, other voices").
 
@@ -25,6 +29,7 @@ languages of ``data/render.py speech``; the benchmark's sentences and accents ar
 
     python data/kinds.py --out /work/train_audio/kinds --per-program 8 --seed 1
     python data/kinds.py --out /work/train_audio/synth200 --parts synth --synth 200 --seed 5
+    python data/kinds.py --out /work/train_audio/lmms200 --parts samples --samples 200 --seed 6
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ sys.path.insert(0, str(HERE.parent / "benchmarks"))
 import render as speech_render  # noqa: E402  (data/render.py)
 import synth  # noqa: E402  (data/synth.py)
 from common import require_debian_package  # noqa: E402
+from search_engine.audio import load  # noqa: E402
 from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, Item, register_synth, render_items  # noqa: E402
 
 SR = 16000
@@ -76,7 +82,21 @@ FAMILIES = {
     "synth_effects": (range(96, 104), 50),
     "ethnic": (range(104, 112), 55),
 }
-PARTS = ("soundfonts", "speech", "synth")
+PARTS = ("soundfonts", "speech", "synth", "samples")
+LMMS_SAMPLES = Path("/usr/share/lmms/samples")
+#: GM family -> LMMS recorded samples (globs under LMMS_SAMPLES) a sampler plays it with
+SAMPLER_FAMILIES = {
+    "piano": ["instruments/piano0*", "instruments/e_piano*", "instruments/harpsichord*"],
+    "chromatic_percussion": ["stringsnpads/bell_choir*"],
+    "organ": ["instruments/*organ*"],
+    "guitar": ["instruments/steel_guitar*", "latin/latin_guitar*"],
+    "bass": ["instruments/bassslap*", "basses/bass_hard*", "basses/bass_acid02*", "basses/matrix1000*"],
+    "strings": ["instruments/cello*", "instruments/violin*", "stringsnpads/*string*"],
+    "voice": ["stringsnpads/chorus*", "stringsnpads/rave_choir*"],
+    "brass": ["instruments/trumpet*", "latin/latin_brass*"],
+    "pipe": ["instruments/flute*"],
+    "synth_pad": ["stringsnpads/juno_pad*", "stringsnpads/nord_ambient*", "stringsnpads/korg_poly6*"],
+}
 SCALE = (0, 2, 4, 5, 7, 9, 11, 12, 14, 16)
 GROOVE_NOTES = {"kick": (35, 36), "snare": (38, 40), "hat": (42, 44, 46, 51), "perc": (37, 39, 45, 48, 69, 70, 54, 56)}
 
@@ -162,6 +182,18 @@ def finish(y: np.ndarray) -> np.ndarray | None:
     return np.pad(y, (0, max(0, int(MIN_S * SR) - len(y)))).astype(np.float32)
 
 
+def save(out: Path, label: str, name: str, y: np.ndarray | None, source: str, **info) -> list[dict]:
+    """Write a sound, :func:`finish`-ed, as ``OUT/<label>/<name>.wav``: its manifest entry in a
+    list, or an empty list when there is no usable sound (missing, silent or not finite)."""
+    y = finish(y) if y is not None and np.all(np.isfinite(y)) else None
+    if y is None:
+        return []
+    (out / label).mkdir(parents=True, exist_ok=True)
+    f = out / label / f"{name}.wav"
+    sf.write(f, y, SR, subtype="PCM_16")
+    return [{"file": str(f.relative_to(out)), "label": label, "source": source, **info}]
+
+
 def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: Path) -> list[dict]:
     """Each of ``texts`` random sentences spoken by ``voices_per_text`` voice variants (label = the text)."""
     import librosa
@@ -173,18 +205,12 @@ def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: P
         lang = rng.choice(langs)
         text = speech_render.make_sentence(rng, lang, rng.randint(4, 8))
         label = f"speech{seed}_{t:04d}"  # the seed keeps sentences of two renders apart
-        (out / label).mkdir(parents=True, exist_ok=True)
         for v in rng.sample(variants, voices_per_text):
             voice = f"{lang}+{v}"
             raw = tmp / "raw.wav"
             speech_render.espeak_render(text, voice, rng.randint(130, 200), rng.randint(25, 75), raw)
             y, _ = librosa.load(raw, sr=SR, mono=True)
-            y = finish(y)
-            if y is None:
-                continue
-            f = out / label / f"{label}_{v}.wav"
-            sf.write(f, y, SR, subtype="PCM_16")
-            entries.append({"file": str(f.relative_to(out)), "label": label, "source": f"espeak:{v}", "text": text})
+            entries += save(out, label, f"{label}_{v}", y, f"espeak:{v}", text=text)
     return entries
 
 
@@ -195,7 +221,6 @@ def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
     makers = {**synth.INSTRUMENTS, "drums": None, **synth.EVENTS}  # None: grooves of synthesised hits
     entries = []
     for label, make in makers.items():
-        (out / label).mkdir(parents=True, exist_ok=True)
         for i in range(per_label):
             if make is None:
                 y = synth.render_groove(rng, groove(notes_rng), part_of)
@@ -203,12 +228,50 @@ def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
                 y = synth.render_notes(make(rng), phrase(notes_rng, FAMILIES[label][1]))
             else:
                 y = make(rng)
-            y = finish(y[: int(4 * SR)]) if np.all(np.isfinite(y)) else None
-            if y is None:
-                continue
-            f = out / label / f"{label}_synth_{i}.wav"
-            sf.write(f, y, SR, subtype="PCM_16")
-            entries.append({"file": str(f.relative_to(out)), "label": label, "source": "synth"})
+            entries += save(out, label, f"{label}_synth_{i}", y[: int(4 * SR)], "synth")
+    return entries
+
+
+def repitch(y: np.ndarray, ratio: float) -> np.ndarray:
+    """``y`` played ``ratio`` times as fast (pitch up and duration down by ``ratio``; linear interpolation)."""
+    return np.interp(np.arange(int(len(y) / ratio)) * ratio, np.arange(len(y)), y)
+
+
+def sampler(y: np.ndarray, root_hz: float, release_s: float) -> "synth.Patch":
+    """A patch that plays one recording at any pitch, as a sampler does without loops: the
+    recording :func:`repitch`-ed by ``f / root_hz`` from its start, cut at the note's end with a
+    ``release_s`` fade, velocity as gain."""
+
+    def note(f: float, dur: float, vel: float) -> np.ndarray:
+        x = repitch(y, f / root_hz)[: synth.n_of(dur + release_s)]
+        n, held = len(x), synth.n_of(dur)
+        if n > held:
+            x[held:] *= np.linspace(1.0, 0.0, n - held)
+        return x * vel
+
+    return note
+
+
+def render_sampled(out: Path, per_label: int, seed: int) -> list[dict]:
+    """``per_label`` sounds of each :data:`SAMPLER_FAMILIES` family played from its LMMS
+    recordings: 70 % a random phrase (the recording pitched by resampling, at most 9 semitones
+    from where it was recorded), 30 % an excerpt of up to 3.5 s moved by up to 4 semitones."""
+    require_debian_package("lmms-common", LMMS_SAMPLES)
+    rng, notes_rng = np.random.default_rng([seed, 11]), random.Random(f"kinds:samples:{seed}")
+    entries = []
+    for label, globs in SAMPLER_FAMILIES.items():
+        recordings = [load(f, sr=SR)[0] for g in globs for f in sorted(LMMS_SAMPLES.glob(g))]
+        low = FAMILIES[label][1]
+        for i in range(per_label):
+            rec = recordings[int(rng.integers(len(recordings)))]
+            if rng.random() < 0.3 and len(rec) > 2 * SR:
+                n = synth.n_of(rng.uniform(1.5, 3.5))
+                start = int(rng.integers(0, max(1, len(rec) - n)))
+                y = repitch(rec[start : start + n], 2 ** (rng.uniform(-4, 4) / 12))
+            else:
+                notes = [(on, d, int(np.clip(p, low, low + 18)), v) for on, d, p, v in phrase(notes_rng, low)]
+                y = synth.render_notes(sampler(rec, synth.midi_hz(low + 9), rng.uniform(0.05, 0.3)), notes)
+            entries += save(out, label, f"{label}_lmms_{i}", y[: int(4 * SR)], "lmms")
     return entries
 
 
@@ -219,6 +282,7 @@ def main(argv=None) -> int:
     ap.add_argument("--texts", type=int, default=200, help="speech sentences")
     ap.add_argument("--voices", type=int, default=5, help="voices per sentence")
     ap.add_argument("--synth", type=int, default=0, help="sounds per label synthesised in code (data/synth.py)")
+    ap.add_argument("--samples", type=int, default=0, help="sounds per family played from LMMS's recorded samples")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to render")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -233,17 +297,13 @@ def main(argv=None) -> int:
             items = items_for(name, presets, args.per_program, args.seed)
             print(f"{name}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
             for it, y in zip(items, render_items(name, items, tmp)):
-                y = finish(y) if y is not None else None
-                if y is None:
-                    continue
-                (args.out / it.label).mkdir(exist_ok=True)
-                f = args.out / it.label / f"{it.key}.wav"
-                sf.write(f, y, SR, subtype="PCM_16")
-                entries.append({"file": str(f.relative_to(args.out)), "label": it.label, "source": name})
+                entries += save(args.out, it.label, it.key, y, name)
         if "speech" in args.parts:
             entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)
-    if "synth" in args.parts:
+    if "synth" in args.parts and args.synth:
         entries += render_synthesised(args.out, args.synth, args.seed)
+    if "samples" in args.parts and args.samples:
+        entries += render_sampled(args.out, args.samples, args.seed)
     (args.out / "manifest.json").write_text(json.dumps(entries, indent=1))
     labels = sorted({e["label"] for e in entries})
     print(f"{len(entries)} sounds, {len(labels)} labels -> {args.out}", file=sys.stderr)

@@ -259,8 +259,10 @@ class Indexer:
         from .prepare import embed_file
 
         engine = self.engine
-        # bundled names, or folders every worker can read
-        whole_model = engine.whole_encoder.name if engine.whole_encoder is not None else None
+        # bundled names, or folders every worker can read; the match model's own similar model
+        # (one, or an ensemble) is named by the match model, whose Encoder.whole uses it
+        whole = engine.whole_encoder
+        whole_model = None if whole is None else engine.model if whole is engine.encoder.similar else whole.name
         args = (engine.model, whole_model, engine.segment_hop_frames, engine.settings.batch_size)
         ahead_n = 4 * max(1, len(self.client.scheduler_info().get("workers", {})))
 

@@ -37,9 +37,9 @@ _ENCODERS: dict = {}
 def embed_file(path: str | os.PathLike, model: str, whole_model: str | None, hop_frames: int, batch_size: int) -> Prepared:
     """:func:`prepare` plus the encoders, in a Dask worker; each model is loaded once per worker.
 
-    ``model`` (segment vectors) and ``whole_model`` (the whole-sound vector, see
-    :meth:`SearchEngine.whole`; None: the pooled segment vectors) are bundled model names or
-    model folders that the worker can read.
+    ``model`` (segment vectors) and ``whole_model`` (whose :meth:`Encoder.whole` makes the
+    whole-sound vector, with its ``similar`` model, see :meth:`SearchEngine.whole`; None: the
+    pooled segment vectors) are bundled model names or model folders that the worker can read.
     """
     from search_engine.audio2vec import Encoder
     from search_engine.query import pool

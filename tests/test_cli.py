@@ -72,7 +72,7 @@ def test_table_output_stats_and_remove(cli_index, library):
     assert result.exit_code == 0 and os.path.basename(path) in result.stdout
     stats = json.loads(runner.invoke(app, ["stats", "--index", str(cli_index), "--json"]).stdout)
     assert stats["files"] == len(library) and stats["index_factory"] == "IDMap2,Flat"
-    assert stats["similar_model"] == "similar" and stats["similar_model_id"] != stats["model_id"]
+    assert stats["similar_model"] == "similar+similar_plus" and stats["similar_model_id"] != stats["model_id"]
     result = runner.invoke(app, ["remove", path, "--index", str(cli_index), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["removed"] == [path]
     stats = json.loads(runner.invoke(app, ["stats", "--index", str(cli_index), "--json"]).stdout)

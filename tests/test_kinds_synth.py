@@ -43,3 +43,42 @@ def test_groove_plays_each_part_on_one_kit():
     first, third = y[: int(0.1 * sr)], y[int(0.5 * sr) : int(0.6 * sr)]
     # the same kick voice, played softer the second time
     assert np.corrcoef(first, third)[0, 1] > 0.9 and np.max(np.abs(third)) < np.max(np.abs(first))
+
+
+@pytest.fixture(scope="module")
+def kinds():
+    """data/kinds.py, loaded as a module (its ``import synth`` is data/synth.py, not tests/synth.py)."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location("kinds", Path(__file__).resolve().parents[1] / "data" / "kinds.py")
+    module = importlib.util.module_from_spec(spec)
+    tests_synth = sys.modules.get("synth")
+    sys.modules["synth"] = kinds_synth
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if tests_synth is None:
+            del sys.modules["synth"]
+        else:
+            sys.modules["synth"] = tests_synth
+    return module
+
+
+def test_sampler_pitches_a_recording_by_resampling(kinds):
+    sr = kinds.SR
+    recording = np.sin(2 * np.pi * 220.0 * np.arange(sr) / sr)  # 1 s at 220 Hz
+    play = kinds.sampler(recording, 220.0, 0.1)
+    up = play(440.0, 2.0, 0.5)  # an octave up: the recording plays in 0.5 s, before the note ends
+    assert len(up) == sr // 2
+    assert np.argmax(np.abs(np.fft.rfft(up))) * sr / len(up) == pytest.approx(440.0, abs=4.0)
+    assert np.max(np.abs(up)) == pytest.approx(0.5, abs=1e-3)  # velocity as gain
+    short = play(220.0, 0.3, 1.0)  # the note ends first: cut after its 0.1 s release
+    assert len(short) == kinds_synth.n_of(0.4) and abs(short[-1]) < 0.02
+
+
+def test_render_sampled_plays_every_family_from_lmms_recordings(kinds, tmp_path):
+    entries = kinds.render_sampled(tmp_path, 3, seed=0)
+    assert sorted({e["label"] for e in entries}) == sorted(kinds.SAMPLER_FAMILIES) and len(entries) == 3 * len(kinds.SAMPLER_FAMILIES)
+    sounds = [kinds.sf.read(tmp_path / e["file"])[0] for e in entries]
+    assert all(len(y) >= kinds.MIN_S * kinds.SR - 1 and 0.5 < np.max(np.abs(y)) <= 1.0 for y in sounds)
+    assert len({y[: kinds.SR // 2].tobytes() for y in sounds}) == len(sounds)  # no two alike

@@ -182,6 +182,35 @@ def test_the_similarity_objective_trains_the_similar_model_of_another(tmp_path, 
         assert np.allclose(engine.vector((y, SR)), stored, atol=1e-5)
 
 
+def test_a_list_of_similar_models_is_one_ensemble_model(tmp_path, kinds_dir):
+    """``similar_model: [a, b]``: window vectors side by side over sqrt(2) (unit length), one
+    model id made from theirs, and the index stores and compares those whole vectors."""
+    import shutil
+
+    from indexer import Indexer
+    from search_engine import SearchEngine
+
+    match = tmp_path / "match"
+    shutil.copytree(Encoder.load("default").folder, match)
+    config = json.loads((match / "config.json").read_text())
+    (match / "config.json").write_text(json.dumps({**config, "similar_model": ["similar", "autoencoder"]}))
+    enc = Encoder.load(match)
+    a, b, ens = Encoder.load("similar"), Encoder.load("autoencoder"), enc.similar
+    assert ens.name == "similar+autoencoder" and ens.dim == a.dim + b.dim
+    assert len({ens.model_id, a.model_id, b.model_id}) == 3 and ens.model_id == Encoder.load(match).similar.model_id
+    x = a.windows(tune(64, 3.0), hop_frames=64)[0]
+    z = ens.encode_windows(x)
+    assert np.allclose(z, np.hstack([a.encode_windows(x), b.encode_windows(x)]) / np.sqrt(2), atol=1e-6)
+    assert np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    with SearchEngine.create(tmp_path / "idx", model=str(match)) as engine:
+        Indexer(engine).add([kinds_dir], show_progress_bar=False)
+        assert engine.catalog.settings()["similar_model_id"] == ens.model_id
+        y, _ = sf.read(kinds_dir / "noise" / "noise2.wav", dtype="float32")
+        best = engine.query((y, SR), mode="similar", k=2)[0]
+        assert best.path.endswith("noise2.wav") and best.distance < 1e-3
+        assert np.allclose(engine.vector((y, SR)), ens.encode([y], show_progress_bar=False)[0], atol=1e-5)
+
+
 def test_a_long_recording_s_whole_vector_averages_windows_spread_over_it():
     from search_engine.audio2vec.encoder import WHOLE_MAX_WINDOWS, whole_windows
 

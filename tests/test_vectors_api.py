@@ -44,7 +44,7 @@ def test_vector_is_the_stored_whole_recording_vector(engine, library):
 def test_encoder_encode_keeps_order_and_shape(encoder, library):
     a, b = list(library)[:2]
     z = encoder.encode([a, (library[b], SR), a], show_progress_bar=False)
-    assert z.shape == (3, encoder.dim) and z.dtype == np.float32
+    assert z.shape == (3, encoder.similar.dim) and z.dtype == np.float32
     assert np.allclose(z[0], z[2]) and not np.allclose(z[0], z[1])
     assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
 
@@ -66,7 +66,7 @@ def test_cli_embed_per_file_and_per_window(library, encoder, tmp_path, suffix):
         return t["path"], np.array(t["start_s"]), np.array(t["vector"], dtype=np.float32)
 
     paths, starts, vectors = read(per_file)
-    assert paths == sorted(library) and vectors.shape == (len(library), encoder.dim) and not starts.any()
+    assert paths == sorted(library) and vectors.shape == (len(library), encoder.similar.dim) and not starts.any()
     assert np.allclose(vectors, encoder.encode(paths, show_progress_bar=False), atol=1e-5)
     wpaths, wstarts, wvectors = read(per_window)
     first = [i for i, p in enumerate(wpaths) if p == paths[0]]

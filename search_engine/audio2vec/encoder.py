@@ -153,15 +153,19 @@ class Encoder:
     def similar(self) -> "Encoder":
         """The model of the ``similar`` space (whole-sound vectors): the model named by this
         model's config ``similar_model`` (a bundled name, or a folder relative to this one),
-        trained with the ``similarity`` objective on the same features; else this model itself.
-        The default model names the bundled ``similar`` model: two small models behind one API."""
-        name = self.config.get("similar_model")
-        if not name:
+        trained with the ``similarity`` objective on the same features, or an :class:`Ensemble`
+        of the models it lists; else this model itself. The default model names bundled
+        ``similar`` models: small models behind one API."""
+        names = self.config.get("similar_model")
+        if not names:
             return self
-        other = Encoder.load(name if name in bundled_models() else self.folder / name)
-        if other.features != self.features:
-            raise ParameterError(f"{self.folder}: similar_model {name!r} has other feature settings than this model")
-        return other
+        members = []
+        for name in [names] if isinstance(names, str) else names:
+            other = Encoder.load(name if name in bundled_models() else self.folder / name)
+            if other.features != self.features:
+                raise ParameterError(f"{self.folder}: similar_model {name!r} has other feature settings than this model")
+            members.append(other)
+        return members[0] if len(members) == 1 else Ensemble(members)
 
     def whole(self, mel: np.ndarray, *, batch_size: int = 512, source: object = "<waveform>") -> np.ndarray:
         """Whole-sound vector ``[dim]`` of a :func:`spectrogram`: the :attr:`similar` model's
@@ -223,7 +227,7 @@ class Encoder:
 
         Returns
         -------
-        np.ndarray [shape=(len(clips), dim), dtype=float32], unit L2 norm
+        np.ndarray [shape=(len(clips), similar.dim), dtype=float32], unit L2 norm
 
         Raises
         ------
@@ -308,3 +312,36 @@ class Encoder:
         if not np.isfinite(z).all():
             raise DecodeError(source, "the model gave non-finite vectors for this audio")
         return Embedded(z, starts_s, duration_s)
+
+
+class Ensemble(Encoder):
+    """Models of one feature setting used as one: a window's vector is its members' unit vectors
+    side by side, divided by the square root of their number (unit length again), so a squared
+    distance is the mean of the members' squared distances. Its model id is made from theirs."""
+
+    def __init__(self, members: list[Encoder]):
+        super().__init__(members[0].folder, members[0].config)
+        self.members = members
+        self.model_id = hashlib.sha256("+".join(m.model_id for m in members).encode()).hexdigest()[:16]
+
+    @property
+    def name(self) -> str:
+        """Its members' names joined by ``+`` (shown, not loadable: load the model that lists them)."""
+        return "+".join(m.name for m in self.members)
+
+    @property
+    def dim(self) -> int:
+        return sum(m.dim for m in self.members)
+
+    def keras_model(self):
+        raise ParameterError(f"{self.name} is an ensemble of {len(self.members)} Keras models: use its members' keras_model()")
+
+    def build(self) -> "Ensemble":
+        for m in self.members:
+            m.build()
+        return self
+
+    def encode_windows(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+        z = np.concatenate([m.encode_windows(x, batch_size=batch_size) for m in self.members], axis=1)
+        return z / np.float32(np.sqrt(len(self.members)))
+
