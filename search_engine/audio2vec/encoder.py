@@ -344,4 +344,3 @@ class Ensemble(Encoder):
     def encode_windows(self, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
         z = np.concatenate([m.encode_windows(x, batch_size=batch_size) for m in self.members], axis=1)
         return z / np.float32(np.sqrt(len(self.members)))
-
