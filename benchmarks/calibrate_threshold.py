@@ -1,12 +1,14 @@
 """Calibrate a model's match threshold on held-apart data, and optionally store it with the model.
 
-A query is "matched" when its best aligned distance is at most the threshold for its length. One
-threshold per clip length (3 s and 10 s; the engine interpolates between them in log duration),
-each the strictest of the per-condition thresholds at which clips from *outside* the library are
-matched at most ``--target-fpr`` of the time:
+A query is "matched" when its best aligned distance is at most the threshold for its length and
+library size. One threshold per clip length (3 s and 10 s) and library size (``--library-minutes``,
+by default 30 and 120; the engine interpolates in log duration and log hours), each the strictest
+of the per-condition thresholds at which clips from *outside* the library are matched at most
+``--target-fpr`` of the time:
 
-- library: 2 hours of held-out music21 works (``common.heldout_music("calibration_library")``), as
-  large as the excerpt benchmark's library: outsiders find nearer neighbours in a larger library;
+- library: the first 30 min, and all 2 hours, of held-out music21 works
+  (``common.heldout_music("calibration_library")``; 2 h is as large as the excerpt benchmark's
+  library): outsiders find nearer neighbours in a larger library;
 - outsiders: 60 min of other held-out works (``"calibration_outsiders"``) plus held-out espeak-ng
   speech, as 3 s and 10 s clips, clean and with pink noise + babble at 10 dB and 0 dB; works that
   share a tune or phrase with a library work (``common.sharing_music``: 12 identical notes in a
@@ -18,7 +20,7 @@ false-match rate on its own outsiders). ``--write`` puts ``match_threshold`` and
 record into the model's ``config.json`` as ``match_thresholds`` (the model id, a hash of the
 weights, does not change).
 
-    python benchmarks/calibrate_threshold.py [--model default] [--target-fpr 0.005] [--write]
+    python benchmarks/calibrate_threshold.py [--model default] [--target-fpr 0.01] [--library-minutes 30 120] [--write]
 """
 
 from __future__ import annotations
@@ -63,24 +65,16 @@ def threshold_for(outsider_d: np.ndarray, target_fpr: float) -> float:
     return float((below + d[allowed]) / 2) if allowed < len(d) else float(d[-1])
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
-    ap.add_argument("--target-fpr", type=float, default=0.005)
-    ap.add_argument("--clips-per-file", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--write", action="store_true", help="store the threshold in the model's config.json")
-    args = ap.parse_args(argv)
-    rng = np.random.default_rng(args.seed)
-    speech_files = babble_speech()
+def calibrate(model: str, library: list[Path], speech_files: list[Path], target_fpr: float, clips_per_file: int, rng) -> tuple[dict, dict, object]:
+    """Thresholds ``{seconds: t}`` for a library of these files, the per-cell table, and the encoder."""
     speech = [load(p, sr=SR)[0] for p in speech_files]
     tmp = Path(tempfile.mkdtemp(prefix="a2v_calib_"))
     try:
-        engine = SearchEngine.create(tmp / "idx", model=args.model)
-        Indexer(engine, workers=2).add(heldout_music("calibration_library"), show_progress_bar=False)
-        inside, inside_audio = cut_clips(heldout_music("calibration_library"), DURATIONS, args.clips_per_file, rng)
-        outsider_works = without_shared_music(heldout_music("calibration_outsiders"), heldout_music("calibration_library"))
-        outside, outside_audio = cut_clips(outsider_works + speech_files, DURATIONS, args.clips_per_file, rng)
+        engine = SearchEngine.create(tmp / "idx", model=model)
+        Indexer(engine, workers=2).add(library, show_progress_bar=False)
+        inside, inside_audio = cut_clips(library, DURATIONS, clips_per_file, rng)
+        outsider_works = without_shared_music(heldout_music("calibration_outsiders"), library)
+        outside, outside_audio = cut_clips(outsider_works + speech_files, DURATIONS, clips_per_file, rng)
         cells = {}
         for cond in CONDITIONS:
             for seconds in DURATIONS:
@@ -90,7 +84,7 @@ def main(argv=None) -> int:
                 o_batch, _ = degraded_batch(cond, seconds, outside, outside_audio, speech, rng)
                 o_d = best_distances(engine, o_batch)
                 cells[f"{cond}/{seconds:g}s"] = (hit_d, o_d)
-        thresholds = {f"{s:g}": round(min(threshold_for(cells[f"{c}/{s:g}s"][1], args.target_fpr) for c in CONDITIONS), 4) for s in DURATIONS}
+        thresholds = {f"{s:g}": round(min(threshold_for(cells[f"{c}/{s:g}s"][1], target_fpr) for c in CONDITIONS), 4) for s in DURATIONS}
         table = {}
         for key, (hit_d, o_d) in cells.items():
             threshold = thresholds[key.split("/")[1][:-1]]
@@ -100,16 +94,47 @@ def main(argv=None) -> int:
                           "outsider_min_distance": round(float(o_d.min()), 4)}
             print(f"{key:<12} matched {table[key]['matched']:.3f}  false {table[key]['false_match']:.3f}  "
                   f"inside median {table[key]['inside_median_distance']}  outsider min {table[key]['outsider_min_distance']}")
-        model_id = engine.encoder.model_id
-        folder = engine.encoder.folder
+        encoder = engine.encoder
         engine.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return thresholds, table, encoder
+
+
+def first_minutes(files: list[Path], minutes: float) -> list[Path]:
+    """The first files, in order, until they hold ``minutes`` of audio."""
+    out, total = [], 0.0
+    for f in files:
+        if total >= minutes * 60:
+            break
+        out.append(f)
+        total += load(f, sr=SR)[0].size / SR
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--target-fpr", type=float, default=0.01)
+    ap.add_argument("--library-minutes", type=float, nargs="+", default=[30.0, 120.0], help="library sizes to calibrate at")
+    ap.add_argument("--clips-per-file", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--write", action="store_true", help="store the threshold in the model's config.json")
+    args = ap.parse_args(argv)
+    pool = heldout_music("calibration_library")
+    thresholds, table = {}, {}
+    for minutes in args.library_minutes:
+        library = first_minutes(pool, minutes)
+        hours = f"{round(minutes / 60, 3):g}"
+        print(f"library of {len(library)} works, {minutes:g} min")
+        rng = np.random.default_rng(args.seed)  # each size its own draws: adding a size changes no other
+        thresholds[hours], table[hours], encoder = calibrate(args.model, library, babble_speech(), args.target_fpr, args.clips_per_file, rng)
+    model_id, folder = encoder.model_id, encoder.folder
     record = {"match_thresholds": thresholds, "target_fpr": args.target_fpr,
               "command": "python benchmarks/calibrate_threshold.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "data": "held-out music21 works (sf_GMbank): 2 h library, 60 min other works + held-out espeak-ng speech as outsiders",
+              "data": "held-out music21 works (sf_GMbank): libraries of the first 30 min and all 2 h, 60 min other works + held-out espeak-ng speech as outsiders",
               "cells": table}
-    print(f"thresholds {thresholds} for model {model_id}")
+    print(f"thresholds (library hours: {{clip seconds: threshold}}) {thresholds} for model {model_id}")
     write_result(f"calibration_{model_id}", {"machine": machine(), "model_id": model_id, **record})
     if args.write:
         cfg_path = folder / "config.json"

@@ -528,7 +528,8 @@ class SearchEngine:
     def compare(self, a, b) -> Comparison:
         """How alike two clips are: their ``similar`` distance, and whether the longer one
         contains the shorter (``match``: the best exactly aligned mean distance, at or below
-        :meth:`match_threshold` for the shorter clip's length) and where."""
+        :meth:`match_threshold` for the shorter clip's length in a library as long as the longer
+        one) and where."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         similar = float(np.linalg.norm(self._whole_of(na, ya) - self._whole_of(nb, yb)))
         (outer, yo), (inner, y) = ((na, ya), (nb, yb)) if len(ya) >= len(yb) else ((nb, yb), (na, ya))
@@ -543,7 +544,7 @@ class SearchEngine:
         offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
-            contains=match <= self.match_threshold(len(y) / self.sample_rate_hz), container=outer, contained=inner,
+            contains=match <= self.match_threshold(len(y) / self.sample_rate_hz, len(yo) / self.sample_rate_hz / 3600), container=outer, contained=inner,
             offset_s=round(offset * self.segment_hop_s / phases, 3),
         )
 
@@ -629,21 +630,26 @@ class SearchEngine:
                 res.matched = bool(res.matches) and res.matches[0].matched
         return results
 
-    def match_threshold(self, duration_s: float) -> float:
+    def match_threshold(self, duration_s: float, library_hours: float | None = None) -> float:
         """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.
 
-        ``settings.match_threshold`` when set (not 0); else the model's calibration: thresholds
-        measured at a few clip lengths (``match_thresholds`` in its config.json: a mean over more
-        windows of unrelated audio varies less, so longer clips get a larger threshold),
-        interpolated in log duration and held constant outside them; else 0.8 (an uncalibrated model).
+        ``settings.match_threshold`` when set (not 0); else the model's calibration
+        (``match_thresholds`` in its config.json): thresholds measured at a few clip lengths (a
+        mean over more windows of unrelated audio varies less, so longer clips get a larger
+        threshold) in libraries of a few sizes (``{hours: {seconds: threshold}}``; an unrelated
+        clip finds a nearer neighbour in a larger library, so a larger library gets a smaller
+        threshold), interpolated in log duration and log hours and held constant outside them;
+        else 0.8 (an uncalibrated model). ``library_hours`` defaults to this index's audio.
         """
         if self.settings.match_threshold:
             return self.settings.match_threshold
         table = self.encoder.config.get("match_thresholds")
         if not table:
             return float(self.encoder.config.get("match_threshold", UNCALIBRATED_THRESHOLD))
-        points = sorted((float(s), float(t)) for s, t in table.items())
-        return float(np.interp(np.log(max(duration_s, 1e-3)), np.log([s for s, _ in points]), [t for _, t in points]))
+        if not all(isinstance(t, dict) for t in table.values()):
+            table = {"1": table}  # one library size
+        hours = len(self.segments) * self.segment_hop_s / 3600 if library_hours is None else library_hours
+        return _log_interp(hours, {h: _log_interp(duration_s, by_length) for h, by_length in table.items()})
 
     def _match(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
         phases = self.settings.query_phases
@@ -720,6 +726,12 @@ def _differences(stored: dict, now: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: index has {a!r}, now {b!r}")
     return out
+
+
+def _log_interp(x: float, points: dict) -> float:
+    """Piecewise-linear in log ``x`` through ``{x_i: y_i}`` (keys may be strings), constant outside."""
+    xs, ys = zip(*sorted((float(k), float(v)) for k, v in points.items()))
+    return float(np.interp(np.log(max(x, 1e-6)), np.log(xs), ys))
 
 
 def _whole_encoder(stored: dict, encoder, index_dir: Path):

@@ -55,6 +55,21 @@ def test_unknown_clip_is_farther_than_a_known_one_and_not_matched(engine, librar
     assert similar.matched is None  # no threshold in similar mode
 
 
+def test_match_threshold_follows_clip_length_and_library_size(engine, monkeypatch):
+    """Calibrated per library size and clip length, interpolated in log hours and log seconds,
+    constant outside; the library size is the index's own unless given."""
+    table = {"0.5": {"3": 0.6, "10": 1.0}, "2": {"3": 0.4, "10": 0.8}}
+    monkeypatch.setattr(engine.encoder, "config", {**engine.encoder.config, "match_thresholds": table})
+    assert engine.match_threshold(3.0, 0.5) == pytest.approx(0.6) and engine.match_threshold(10.0, 2.0) == pytest.approx(0.8)
+    assert engine.match_threshold(3.0, 1.0) == pytest.approx(0.5)  # halfway in log hours
+    assert engine.match_threshold(30**0.5, 1.0) == pytest.approx(0.7)  # halfway in both
+    assert engine.match_threshold(1.0, 0.01) == pytest.approx(0.6) and engine.match_threshold(60.0, 100.0) == pytest.approx(0.8)
+    hours = len(engine.segments) * engine.segment_hop_s / 3600
+    assert 0 < hours < 0.5 and engine.match_threshold(3.0) == pytest.approx(0.6)
+    monkeypatch.setattr(engine.encoder, "config", {**engine.encoder.config, "match_thresholds": table["2"]})  # one size
+    assert engine.match_threshold(3.0, 0.01) == engine.match_threshold(3.0, 100.0) == pytest.approx(0.4)
+
+
 def test_bad_clips_raise_or_report(engine, library, tmp_path):
     assert engine.query((tune(1, 0.2), SR))  # a short sound is padded, not refused
     with pytest.raises(DecodeError, match="too short"):
