@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -65,9 +66,9 @@ def threshold_for(outsider_d: np.ndarray, target_fpr: float) -> float:
     return float((below + d[allowed]) / 2) if allowed < len(d) else float(d[-1])
 
 
-def calibrate(model: str, library: list[Path], speech_files: list[Path], target_fpr: float, clips_per_file: int, rng) -> tuple[dict, dict, object]:
-    """Thresholds ``{seconds: t}`` for a library of these files, the per-cell table, and the encoder."""
-    speech = [load(p, sr=SR)[0] for p in speech_files]
+def calibrate(model: str, library: list[Path], speech_files: list[Path], speech: list[np.ndarray], target_fpr: float, clips_per_file: int, rng) -> tuple[dict, dict, object]:
+    """Thresholds ``{seconds: t}`` for a library of these files, the per-cell table, and the encoder
+    (``speech``: the decoded ``speech_files``, babble and outsiders)."""
     tmp = Path(tempfile.mkdtemp(prefix="a2v_calib_"))
     try:
         engine = SearchEngine.create(tmp / "idx", model=model)
@@ -102,13 +103,13 @@ def calibrate(model: str, library: list[Path], speech_files: list[Path], target_
 
 
 def first_minutes(files: list[Path], minutes: float) -> list[Path]:
-    """The first files, in order, until they hold ``minutes`` of audio."""
+    """The first files, in order, until they hold ``minutes`` of audio (read from their headers)."""
     out, total = [], 0.0
     for f in files:
         if total >= minutes * 60:
             break
         out.append(f)
-        total += load(f, sr=SR)[0].size / SR
+        total += sf.info(f).duration
     return out
 
 
@@ -122,17 +123,20 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="store the threshold in the model's config.json")
     args = ap.parse_args(argv)
     pool = heldout_music("calibration_library")
+    speech_files = babble_speech()
+    speech = [load(p, sr=SR)[0] for p in speech_files]
     thresholds, table = {}, {}
     for minutes in args.library_minutes:
         library = first_minutes(pool, minutes)
         hours = f"{round(minutes / 60, 3):g}"
         print(f"library of {len(library)} works, {minutes:g} min")
         rng = np.random.default_rng(args.seed)  # each size its own draws: adding a size changes no other
-        thresholds[hours], table[hours], encoder = calibrate(args.model, library, babble_speech(), args.target_fpr, args.clips_per_file, rng)
+        thresholds[hours], table[hours], encoder = calibrate(args.model, library, speech_files, speech, args.target_fpr, args.clips_per_file, rng)
     model_id, folder = encoder.model_id, encoder.folder
     record = {"match_thresholds": thresholds, "target_fpr": args.target_fpr,
               "command": "python benchmarks/calibrate_threshold.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "data": "held-out music21 works (sf_GMbank): libraries of the first 30 min and all 2 h, 60 min other works + held-out espeak-ng speech as outsiders",
+              "data": f"held-out music21 works (sf_GMbank): libraries of their first {' and '.join(f'{m:g}' for m in args.library_minutes)} min, "
+                      "60 min other works + held-out espeak-ng speech as outsiders",
               "cells": table}
     print(f"thresholds (library hours: {{clip seconds: threshold}}) {thresholds} for model {model_id}")
     write_result(f"calibration_{model_id}", {"machine": machine(), "model_id": model_id, **record})
