@@ -13,7 +13,7 @@ label share is the kind of sound, not the recording:
 ``sfx``          GM and GS sound-effect presets by category (water, thunder, wind, animal, bird,
     telephone, car, crash, train, aircraft, applause, explosion);
 ``synth``        the same labels (less ``synth_effects`` and ``ethnic``, plus ``horn``) synthesised in
-    code by ``data/synth.py``, one random patch per sound: a timbre source no soundfont shares;
+    code by ``data/kind_synth.py``, one random patch per sound: a timbre source no soundfont shares;
 ``samples``      instrument families played by a sampler from LMMS's recorded instrument samples
     (``lmms-common``: pianos, organs, guitars, basses, strings, trumpet, flute, choirs, pads, bells;
     not its drums and effects, which the benchmark uses), each sound a phrase of notes pitched by
@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "benchmarks"))
 import render as speech_render  # noqa: E402  (data/render.py)
-import synth  # noqa: E402  (data/synth.py)
+import kind_synth  # noqa: E402  (data/kind_synth.py)
 from common import require_debian_package  # noqa: E402
 from search_engine.audio import load  # noqa: E402
 from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, Item, register_synth, render_items  # noqa: E402
@@ -215,17 +215,17 @@ def render_speech(out: Path, texts: int, voices_per_text: int, seed: int, tmp: P
 
 
 def render_synthesised(out: Path, per_label: int, seed: int) -> list[dict]:
-    """``per_label`` sounds of every label :mod:`synth` can make, each from its own random patch."""
+    """``per_label`` sounds of every label :mod:`kind_synth` can make, each from its own random patch."""
     rng, notes_rng = np.random.default_rng([seed, 7]), random.Random(f"kinds:synth:{seed}")
     part_of = {p: part for part, ps in GROOVE_NOTES.items() for p in ps}.__getitem__
-    makers = {**synth.INSTRUMENTS, "drums": None, **synth.EVENTS}  # None: grooves of synthesised hits
+    makers = {**kind_synth.INSTRUMENTS, "drums": None, **kind_synth.EVENTS}  # None: grooves of synthesised hits
     entries = []
     for label, make in makers.items():
         for i in range(per_label):
             if make is None:
-                y = synth.render_groove(rng, groove(notes_rng), part_of)
-            elif label in synth.INSTRUMENTS:
-                y = synth.render_notes(make(rng), phrase(notes_rng, FAMILIES[label][1]))
+                y = kind_synth.render_groove(rng, groove(notes_rng), part_of)
+            elif label in kind_synth.INSTRUMENTS:
+                y = kind_synth.render_notes(make(rng), phrase(notes_rng, FAMILIES[label][1]))
             else:
                 y = make(rng)
             entries += save(out, label, f"{label}_synth_{i}", y[: int(4 * SR)], "synth")
@@ -237,14 +237,14 @@ def repitch(y: np.ndarray, ratio: float) -> np.ndarray:
     return np.interp(np.arange(int(len(y) / ratio)) * ratio, np.arange(len(y)), y)
 
 
-def sampler(y: np.ndarray, root_hz: float, release_s: float) -> "synth.Patch":
+def sampler(y: np.ndarray, root_hz: float, release_s: float) -> "kind_synth.Patch":
     """A patch that plays one recording at any pitch, as a sampler does without loops: the
     recording :func:`repitch`-ed by ``f / root_hz`` from its start, cut at the note's end with a
     ``release_s`` fade, velocity as gain."""
 
     def note(f: float, dur: float, vel: float) -> np.ndarray:
-        x = repitch(y, f / root_hz)[: synth.n_of(dur + release_s)]
-        n, held = len(x), synth.n_of(dur)
+        x = repitch(y, f / root_hz)[: kind_synth.n_of(dur + release_s)]
+        n, held = len(x), kind_synth.n_of(dur)
         if n > held:
             x[held:] *= np.linspace(1.0, 0.0, n - held)
         return x * vel
@@ -265,12 +265,12 @@ def render_sampled(out: Path, per_label: int, seed: int) -> list[dict]:
         for i in range(per_label):
             rec = recordings[int(rng.integers(len(recordings)))]
             if rng.random() < 0.3 and len(rec) > 2 * SR:
-                n = synth.n_of(rng.uniform(1.5, 3.5))
+                n = kind_synth.n_of(rng.uniform(1.5, 3.5))
                 start = int(rng.integers(0, max(1, len(rec) - n)))
                 y = repitch(rec[start : start + n], 2 ** (rng.uniform(-4, 4) / 12))
             else:
                 notes = [(on, d, int(np.clip(p, low, low + 18)), v) for on, d, p, v in phrase(notes_rng, low)]
-                y = synth.render_notes(sampler(rec, synth.midi_hz(low + 9), rng.uniform(0.05, 0.3)), notes)
+                y = kind_synth.render_notes(sampler(rec, kind_synth.midi_hz(low + 9), rng.uniform(0.05, 0.3)), notes)
             entries += save(out, label, f"{label}_lmms_{i}", y[: int(4 * SR)], "lmms")
     return entries
 
@@ -281,7 +281,7 @@ def main(argv=None) -> int:
     ap.add_argument("--per-program", type=int, default=8, help="phrases per GM program and synth")
     ap.add_argument("--texts", type=int, default=200, help="speech sentences")
     ap.add_argument("--voices", type=int, default=5, help="voices per sentence")
-    ap.add_argument("--synth", type=int, default=0, help="sounds per label synthesised in code (data/synth.py)")
+    ap.add_argument("--synth", type=int, default=0, help="sounds per label synthesised in code (data/kind_synth.py)")
     ap.add_argument("--samples", type=int, default=0, help="sounds per family played from LMMS's recorded samples")
     ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to render")
     ap.add_argument("--seed", type=int, default=1)

@@ -1,4 +1,4 @@
-"""data/synth.py: every labelled kind it synthesises is real, bounded, varied audio."""
+"""data/kind_synth.py: every labelled kind it synthesises is real, bounded, varied audio."""
 
 import importlib.util
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("kinds_synth", Path(__file__).resolve().parents[1] / "data" / "synth.py")
+_spec = importlib.util.spec_from_file_location("kinds_synth", Path(__file__).resolve().parents[1] / "data" / "kind_synth.py")
 kinds_synth = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kinds_synth)
 
@@ -47,20 +47,10 @@ def test_groove_plays_each_part_on_one_kit():
 
 @pytest.fixture(scope="module")
 def kinds():
-    """data/kinds.py, loaded as a module (its ``import synth`` is data/synth.py, not tests/synth.py)."""
-    import sys
-
+    """data/kinds.py, loaded as a module."""
     spec = importlib.util.spec_from_file_location("kinds", Path(__file__).resolve().parents[1] / "data" / "kinds.py")
     module = importlib.util.module_from_spec(spec)
-    tests_synth = sys.modules.get("synth")
-    sys.modules["synth"] = kinds_synth
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if tests_synth is None:
-            del sys.modules["synth"]
-        else:
-            sys.modules["synth"] = tests_synth
+    spec.loader.exec_module(module)
     return module
 
 
