@@ -17,11 +17,14 @@ import numpy as np
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    MetaData,
     String,
+    Table,
     create_engine,
     delete,
     event,
@@ -44,6 +47,10 @@ _FIRST_REVISION = "0001"
 
 class Base(DeclarativeBase):
     pass
+
+
+#: Alembic's own table (read by :meth:`Catalog._state`; Alembic writes it)
+_ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32), primary_key=True))
 
 
 class File(Base):
@@ -169,28 +176,35 @@ class Catalog:
         return self._state()[0]
 
     def _state(self) -> tuple[str | None, bool]:
-        """``(revision, stamped)``: a catalog from before migrations has revision 0001 unstamped."""
-        from alembic.runtime.migration import MigrationContext
+        """``(revision, stamped)``: a catalog from before migrations has revision 0001 unstamped.
 
+        Read with one SELECT of Alembic's ``alembic_version`` table, without importing Alembic
+        (opening an index for a query should not pay for the migration machinery)."""
         with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is None and inspect(conn).has_table("files"):
+            tables = inspect(conn)
+            if tables.has_table("alembic_version"):
+                current = conn.execute(select(_ALEMBIC_VERSION.c.version_num)).scalar()
+                if current is not None:
+                    return current, True
+            if tables.has_table("files"):
                 return _FIRST_REVISION, False
-        return current, current is not None
+        return None, False
 
     def needs_upgrade(self) -> bool:
         """True when the tables are missing, unversioned or older than this code's models.
 
         Raises :class:`IndexMismatchError` for a catalog written by a newer audio2vec.
         """
-        _, script = self._alembic()
+        from .migrations import revisions
+
+        known = revisions()
         current, stamped = self._state()
-        if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        if current is not None and current not in known:
             raise IndexMismatchError(
                 f"catalog {self.url} has schema revision {current}, which this audio2vec does not know "
-                f"(it reads up to {script.get_current_head()}): it was written by a newer audio2vec; upgrade audio2vec"
+                f"(it reads up to {known[-1]}): it was written by a newer audio2vec; upgrade audio2vec"
             )
-        return not stamped or current != script.get_current_head()
+        return not stamped or current != known[-1]
 
     def upgrade(self) -> str | None:
         """Create the tables, or migrate them to this code's revision (Alembic).

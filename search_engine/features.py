@@ -7,9 +7,9 @@ Pure functions on arrays. Frames are not centred: frame ``t`` covers samples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
-import librosa
 import numpy as np
 
 from .errors import DecodeError, ParameterError
@@ -79,8 +79,7 @@ def log_mel(y: np.ndarray, *, settings: FeatureSettings) -> np.ndarray:
     for start in range(0, n_frames, _CHUNK_FRAMES):
         stop = min(n_frames, start + _CHUNK_FRAMES)
         seg = y[start * s.hop_length : (stop - 1) * s.hop_length + s.n_fft]
-        spec = np.abs(librosa.stft(seg, n_fft=s.n_fft, hop_length=s.hop_length, center=False)) ** 2
-        out[start:stop] = (basis @ spec).T
+        out[start:stop] = power_spectrogram(seg, n_fft=s.n_fft, hop_length=s.hop_length) @ basis.T
     np.maximum(out, 1e-10, out=out)
     np.log10(out, out=out)
     out *= 10.0
@@ -89,10 +88,60 @@ def log_mel(y: np.ndarray, *, settings: FeatureSettings) -> np.ndarray:
     return out
 
 
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """Power spectrogram ``|STFT|²`` with a periodic Hann window, frames not centred.
+
+    The same numbers as ``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length,
+    center=False)) ** 2`` (``tests/test_features.py``), transposed, computed with numpy alone:
+    importing librosa (numba, scipy.signal) costs more than a whole query.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)], n >= n_fft
+    n_fft, hop_length : int, samples
+
+    Returns
+    -------
+    power : np.ndarray [shape=(1 + (n - n_fft) // hop_length, 1 + n_fft // 2), dtype=float32]
+    """
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(y, dtype=np.float32), n_fft)[::hop_length]
+    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    """Periodic Hann window (``scipy.signal.get_window("hann", n)``), float32."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    mel = hz / (200.0 / 3)
+    log_part = hz >= 1000.0
+    return np.where(log_part, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+@functools.lru_cache(maxsize=8)
 def _mel_basis(s: FeatureSettings) -> np.ndarray:
-    return librosa.filters.mel(
-        sr=s.sample_rate_hz, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin_hz, fmax=s.fmax_hz
-    ).astype(np.float32)
+    """Mel filterbank ``[n_mels, 1 + n_fft // 2]``: triangles spaced evenly on Slaney's mel scale
+    between ``fmin_hz`` and ``fmax_hz``, each of unit area in Hz (Slaney normalisation) — the
+    numbers of ``librosa.filters.mel(...)`` with its defaults (``tests/test_features.py``)."""
+    fft_hz = np.linspace(0.0, s.sample_rate_hz / 2.0, 1 + s.n_fft // 2)
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(s.fmin_hz), _hz_to_mel(s.fmax_hz), s.n_mels + 2))
+    width = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / width[:-1, None]
+    falling = ramps[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 def window_starts(n_frames: int, *, window_frames: int, hop_frames: int) -> np.ndarray:

@@ -57,3 +57,13 @@ def test_catalog_from_a_newer_release_is_refused(tmp_path):
     with pytest.raises(IndexMismatchError, match="newer audio2vec"):
         catalog.needs_upgrade()
     catalog.close()
+
+
+def test_revisions_read_from_file_names_are_alembics_chain():
+    """Opening an index reads the revisions from the file names (no Alembic import): the same
+    chain, in order, as Alembic's own."""
+    from search_engine.migrations import revisions
+
+    _, script = Catalog._alembic()
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert revisions() == chain and revisions()[-1] == script.get_current_head()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from search_engine.audio2vec import DEFAULT_MODEL_DIR
-from search_engine.audio2vec.encoder import weights_id
+from search_engine.audio2vec.encoder import bundled_models, weights_id
+from search_engine.features import normalize_windows
 from synth import tune
 
 
@@ -37,3 +39,38 @@ def test_vectors_of_the_same_window_under_noise_stay_near(encoder):
     same = np.linalg.norm(clean - noisy, axis=1).mean()
     diff = np.linalg.norm(clean - other, axis=1).mean()
     assert same < diff
+
+
+@pytest.mark.parametrize("name", sorted(bundled_models()))
+def test_runtime_vectors_equal_the_keras_vectors(name):
+    """Every bundled model runs through ONNX Runtime (its encoder.onnx, made from these weights),
+    and the numpy forward pass (for folders without one) gives the same vectors: both equal the
+    Keras network's to 1e-5, so every figure measured with Keras stands."""
+    from search_engine.audio2vec import Encoder
+    from search_engine.audio2vec.encoder import WEIGHT_FILES
+    from search_engine.audio2vec.forward import forward, load_network
+
+    enc = Encoder.load(name)
+    rng = np.random.default_rng(0)
+    x = normalize_windows(rng.normal(-40.0, 15.0, size=(300, enc.features.window_frames, enc.features.n_mels)).astype(np.float32), top_db=80.0)
+    keras = enc.keras_model().predict(x, batch_size=128, verbose=0)
+    assert enc.backend == "onnxruntime"
+    assert np.abs(enc.encode_windows(x, batch_size=128) - keras).max() < 1e-5
+    net = load_network(enc.folder / WEIGHT_FILES["encoder"], enc.folder / WEIGHT_FILES["g"], strided=len(enc.architecture.filters))
+    assert np.abs(forward(net, x) - keras).max() < 1e-5
+
+
+def test_a_stale_onnx_file_is_not_used(tmp_path):
+    """A folder whose encoder.onnx was made from other weights runs the numpy forward pass."""
+    import shutil
+
+    from search_engine.audio2vec import Encoder
+    from search_engine.audio2vec.encoder import ONNX_FILE
+
+    folder = tmp_path / "m"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    shutil.copy(DEFAULT_MODEL_DIR.parent / "similar" / ONNX_FILE, folder / ONNX_FILE)
+    stale = Encoder.load(folder)
+    y = tune(3, 4.0)
+    assert stale.backend == "numpy"
+    assert np.abs(stale.embed(y, hop_frames=32).vectors - Encoder.load("default").embed(y, hop_frames=32).vectors).max() < 1e-5

@@ -1,7 +1,9 @@
 """Load an Audio2Vec model folder and turn waveforms into window vectors.
 
-A model folder holds ``config.json`` (architecture, feature settings, training record, model id)
-and the Keras weights of the encoder, the projection g() and the decoder.
+A model folder holds ``config.json`` (architecture, feature settings, training record, model id),
+the Keras weights of the encoder, the projection g() and the decoder (for training), and
+``encoder.onnx``, the inference network that ONNX Runtime runs: queries and indexing never import
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 #: the default model (contrastive); ``weights/autoencoder`` keeps the seed model, the baseline
 DEFAULT_MODEL_DIR = BUNDLED_DIR / "default"
 WEIGHT_FILES = {"encoder": "encoder.weights.h5", "g": "g.weights.h5", "decoder": "decoder.weights.h5"}
+#: the inference network (encoder + g) as ONNX, written by training (:mod:`.export`)
+ONNX_FILE = "encoder.onnx"
 #: hop of the windows averaged into a whole-sound (``similar``) vector: 64 frames = 1.024 s
 WHOLE_HOP_FRAMES = 64
 #: at most this many of them, evenly spread, for a longer recording (its whole vector stays cheap)
 WHOLE_MAX_WINDOWS = 48
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def bundled_models() -> dict[str, Path]:
@@ -106,7 +109,7 @@ class Encoder:
         self.model_id = config["model_id"]
 
     def build(self) -> "Encoder":
-        """Build the network, and its :attr:`similar` model's, now (otherwise their first use
+        """Load the network, and its :attr:`similar` model's, now (otherwise their first use
         does); returns ``self``."""
         self._call  # noqa: B018 - the cached property builds it
         if self.similar is not self:
@@ -114,7 +117,8 @@ class Encoder:
         return self
 
     def keras_model(self):
-        """The inference network as a Keras model, window -> vector, with this model's weights."""
+        """The inference network as a Keras model, window -> vector, with this model's weights
+        (for training and tests: needs TensorFlow, the ``train`` extra)."""
         from .model import build_embedder, build_encoder, build_projection
 
         f = self.features
@@ -125,15 +129,34 @@ class Encoder:
         return build_embedder(enc, g)
 
     @functools.cached_property
-    def _call(self):
-        """The compiled network, built on first use: opening an index or skipping unchanged files
-        never pays for importing TensorFlow. A ``tf.function`` with a fixed signature: the fastest
-        backend measured (``benchmarks/inference_backends.py``)."""
-        import tensorflow as tf
+    def backend(self) -> str:
+        """What runs the network: ``"onnxruntime"`` (the folder's :data:`ONNX_FILE`, made from
+        these weights) or ``"numpy"`` (:mod:`.forward`, for a folder trained before ONNX files)."""
+        self._call  # noqa: B018
+        return self._backend
 
-        model = self.keras_model()
-        spec = tf.TensorSpec([None, self.features.window_frames, self.features.n_mels], tf.float32)
-        return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    @functools.cached_property
+    def _call(self):
+        """The network, loaded on first use: opening an index or skipping unchanged files loads
+        nothing. ONNX Runtime runs :data:`ONNX_FILE` when it was made from this folder's weights
+        (its ``model_id``); otherwise the numpy forward pass reads the Keras weights. Both give the
+        Keras vectors to 1e-6 (``tests/test_model.py``); ``benchmarks/inference_backends.py``
+        measures their speed."""
+        onnx_path = self.folder / ONNX_FILE
+        if onnx_path.is_file():
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            if session.get_modelmeta().custom_metadata_map.get("model_id") == self.model_id:
+                self._backend = "onnxruntime"
+                return lambda x: session.run(None, {"x": x})[0]
+        from .forward import forward, load_network
+
+        net = load_network(self.folder / WEIGHT_FILES["encoder"], self.folder / WEIGHT_FILES["g"], strided=len(self.architecture.filters))
+        self._backend = "numpy"
+        return functools.partial(forward, net)
 
     @classmethod
     def load(cls, model: str | os.PathLike = "default") -> "Encoder":
@@ -332,6 +355,10 @@ class Ensemble(Encoder):
     @property
     def dim(self) -> int:
         return sum(m.dim for m in self.members)
+
+    @property
+    def backend(self) -> str:
+        return "+".join(dict.fromkeys(m.backend for m in self.members))
 
     def keras_model(self):
         raise ParameterError(f"{self.name} is an ensemble of {len(self.members)} Keras models: use its members' keras_model()")

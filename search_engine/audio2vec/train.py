@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -33,7 +34,10 @@ from ..audio import find_audio_files, load
 from ..errors import DecodeError, ParameterError
 from ..features import FeatureSettings, log_mel, normalize_windows
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
+from .export import export
 from .model import Architecture
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow loads
 
 #: less training audio than this (seconds) is refused
 MIN_TRAIN_AUDIO_S = 30.0
@@ -361,6 +365,7 @@ def train(
         },
     }
     (out / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    export(out)  # the network the engine runs (ONNX Runtime, no TensorFlow)
     shutil.rmtree(ckpt, ignore_errors=True)
     log(f"wrote model {record['model_id']} to {out}")
     return out

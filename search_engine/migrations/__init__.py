@@ -8,3 +8,15 @@ To write a new one after changing the models::
 
 (``tests/test_migrations.py`` fails while the migrations and the models disagree.)
 """
+
+from pathlib import Path
+
+#: the revision files: ``versions/NNNN_what.py`` holds revision ``"NNNN"`` (its down_revision is the one before)
+_VERSIONS = Path(__file__).parent / "versions"
+
+
+def revisions() -> list[str]:
+    """This code's catalog revisions, oldest first; the last is the head. Read from the file names,
+    so that opening an index does not import Alembic (``tests/test_migrations.py`` checks that
+    Alembic sees the same chain)."""
+    return sorted(p.name.split("_", 1)[0] for p in _VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
