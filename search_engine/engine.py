@@ -30,7 +30,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .audio import load_clip
 from .catalog import Catalog, File, FileRecord, path_key
 from .config import Settings, load_config
 from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
@@ -502,6 +501,8 @@ class SearchEngine:
 
     def load_clip(self, clip) -> tuple[str, np.ndarray]:
         """A clip (path, or ``(waveform, sample_rate)``) as ``(name, mono waveform at the model rate)``."""
+        from .audio import load_clip
+
         return load_clip(clip, sr=self.sample_rate_hz)
 
     def vector(self, clip) -> np.ndarray:

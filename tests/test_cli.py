@@ -118,3 +118,41 @@ def test_index_on_a_full_disk_says_so_and_keeps_the_index(tmp_path, library, mon
     assert "No space left on device" in result.stderr and "run the command again" in result.stderr
     monkeypatch.undo()
     assert runner.invoke(app, ["check", "--index", str(idx)]).exit_code == 0
+
+
+def _modules_loaded(args: list[str], cwd) -> set[str]:
+    """Top-level modules a fresh ``audio2vec ARGS`` process imports (``python -X importtime``)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "search_engine.cli", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("mode", ["match", "similar"])
+def test_commands_import_only_what_they_use(cli_index, library, tmp_path, mode):
+    """--help, stats, a refusal and a query each load what they use: no TensorFlow or Keras
+    anywhere (the models run on ONNX Runtime), no librosa or Alembic to answer a query, no model
+    runtime or FAISS for --help or stats."""
+    heavy = {"tensorflow", "keras", "torch", "librosa", "numba", "alembic", "scipy", "distributed", "dask"}
+    help_mods = _modules_loaded(["--help"], tmp_path)
+    stats_mods = _modules_loaded(["stats", "--index", str(cli_index)], tmp_path)
+    refusal = _modules_loaded(["query", str(next(iter(library))), "--index", str(tmp_path / "none")], tmp_path)
+    query_mods = _modules_loaded(["query", str(next(iter(library))), "--index", str(cli_index), "--mode", mode, "--json"], tmp_path)
+    assert "search_engine" in query_mods and "onnxruntime" in query_mods and "faiss" in query_mods
+    for mods in (help_mods, stats_mods, refusal, query_mods):
+        assert not mods & heavy, mods & heavy
+    assert not help_mods & {"onnxruntime", "faiss", "sqlalchemy", "soundfile"}
+    assert not (stats_mods | refusal) & {"onnxruntime", "soundfile"}
+
+
+def test_a_match_query_builds_only_the_match_model(cli_index, library):
+    from search_engine import SearchEngine
+
+    with SearchEngine.open(cli_index) as engine:
+        engine.query(next(iter(library)))
+        assert "_call" in vars(engine.encoder)
+        assert all("_call" not in vars(m) for m in getattr(engine.encoder.similar, "members", [engine.encoder.similar]))
+        engine.query(next(iter(library)), mode="similar")
+        assert all("_call" in vars(m) for m in engine.encoder.similar.members)
