@@ -242,3 +242,61 @@ def write_result(name: str, result: dict, *, markdown: str | None = None) -> Pat
     if markdown is not None:
         out.with_suffix(".md").write_text(markdown.rstrip() + "\n")
     return out
+
+
+LMMS_SAMPLES = Path("/usr/share/lmms/samples")
+FREEDESKTOP_SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
+
+
+def oneshot_library(n: int = 10_000, seed: int = 0) -> list[Path]:
+    """``n`` one-shot sound files of 0.05-2 s, as a sample library holds them (made once into the
+    benchmark cache): pieces of the LMMS samples and freedesktop sounds (Debian packages
+    lmms-common and sound-theme-freedesktop, installed by ``make bench-data``), each cut at a random
+    place to a random length, re-pitched by up to ±5 semitones and faded out, written as 16-bit WAV
+    (80 %), FLAC (10 %) or Ogg Vorbis (10 %) at 44.1 or 48 kHz, mono or stereo. Every file's bytes
+    differ, so each is decoded and embedded."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    from search_engine.audio import load
+    from search_engine.errors import DecodeError
+
+    out = CACHE / f"oneshots_{n}_{seed}"
+    done = out / "done"
+    if done.exists():
+        return sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac", ".ogg"))
+    sources = sorted(p for p in LMMS_SAMPLES.rglob("*") if p.suffix in (".ogg", ".wav", ".flac")) + sorted(FREEDESKTOP_SOUNDS.glob("*.oga"))
+    if not sources:
+        raise SystemExit(f"no one-shot sources under {LMMS_SAMPLES} or {FREEDESKTOP_SOUNDS}: run `make bench-data`")
+    rng = np.random.default_rng(seed)
+    pool = []
+    for p in sources:
+        try:
+            pool.append(load(p, sr=48000)[0])
+        except DecodeError:
+            continue
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        src = pool[rng.integers(len(pool))]
+        length = float(np.exp(rng.uniform(np.log(0.05), np.log(2.0))))
+        rate = int(rng.choice([44100, 48000]))
+        step = 2.0 ** (rng.uniform(-5, 5) / 12)
+        need = int(length * 48000 * step) + 1
+        start = int(rng.integers(max(1, len(src) - need)))
+        piece = src[start : start + need]
+        y = soxr.resample(piece, 48000 * step, rate).astype(np.float32) if len(piece) > 16 else piece
+        y = y[: int(length * rate)]
+        if len(y) < int(length * rate) or np.abs(y).max() < 1e-3:  # the source ended, or silence: a tone
+            y = (0.3 * np.sin(2 * np.pi * rng.uniform(80, 2000) * np.arange(int(length * rate)) / rate)).astype(np.float32)
+        y = y * np.linspace(1.0, 0.0, len(y), dtype=np.float32) ** 2 * np.float32(rng.uniform(0.2, 0.9) / max(1e-3, np.abs(y).max()))
+        if rng.random() < 0.5:
+            y = np.stack([y, y * np.float32(rng.uniform(0.5, 1.0))], axis=1)
+        kind = rng.choice(["wav"] * 8 + ["flac", "ogg"])
+        path = out / f"{i // 500:02d}" / f"shot{i:05d}.{kind}"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(str(path), y, rate, subtype="VORBIS" if kind == "ogg" else "PCM_16")
+        files.append(path)
+    done.write_text(str(n))
+    return sorted(files)

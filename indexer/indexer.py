@@ -15,11 +15,18 @@ import numpy as np
 from search_engine.audio import find_audio_files, probe
 from search_engine.catalog import File, FileRecord, path_key
 from search_engine.engine import IndexedFile, SearchEngine
-from search_engine.errors import Audio2VecError, DecodeError, one_line
+from search_engine.errors import Audio2VecError, DecodeError, one_line, result_or_raise
 from search_engine.progress import progress_bar
 
 from .filestate import content_hash
 from .prepare import Prepared, prepare
+
+
+#: a run over at least this many files, or this many bytes, decodes in ``workers`` processes
+MIN_FILES_FOR_PROCESSES = 32
+MIN_BYTES_FOR_PROCESSES = 32 * 2**20
+#: files larger than this are checked by a decoder before they are hashed
+PROBE_DECODERS_ABOVE_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -71,9 +78,10 @@ class Indexer:
     Parameters
     ----------
     engine : SearchEngine
-    workers : int
+    workers : int, optional
         Processes that decode files and compute their spectrograms while this one runs the encoder
-        (1: all in this process).
+        (1: all in this process; 0: one per core). Default: ``workers`` in the engine's settings
+        (one per core). A run over few small files decodes in this process whatever the number.
     client : dask.distributed.Client, optional
         Decode and embed on the cluster's workers instead (they need audio2vec installed and the
         files at the same paths); rows and vectors are still stored here, in the same batches.
@@ -85,12 +93,13 @@ class Indexer:
         self,
         engine: SearchEngine,
         *,
-        workers: int = 1,
+        workers: int | None = None,
         client=None,
         on_error: Callable[[str, str], None] | None = None,
     ):
         self.engine = engine
-        self.workers = max(1, int(workers))
+        workers = engine.settings.workers if workers is None else int(workers)
+        self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         self.client = client
         self.on_error = on_error or (lambda path, msg: print(f"error: {msg}", file=sys.stderr))
 
@@ -109,6 +118,7 @@ class Indexer:
         """
         report = IndexReport()
         t0 = time.perf_counter()
+        self._digests: set[str] | None = None  # content hashes committed before this run (see _twin)
         paths = [Path(p) for p in paths]
         engine = self.engine
         with engine.writing():
@@ -134,20 +144,41 @@ class Indexer:
                         if len(batch) >= every:
                             batch.commit(engine)
 
-                for job, prep in self._prepared(jobs()):
-                    progress.update(task, description=_short_name(job.path))
-                    item = self._guarded(report, job.path, lambda: self._embedded(job, prep) if isinstance(prep, Prepared) else _raise(prep))
+                group: list[tuple[_Job, Prepared]] = []  # decoded, waiting to share encoder calls
+
+                def store(job: _Job, result) -> None:
+                    item = self._guarded(report, job.path, lambda: result_or_raise(result))
                     progress.advance(task)
                     if item is None:
-                        continue
+                        return
                     if job.old is not None:
                         batch.replace.append(job.old)
                         report.updated += 1
                     else:
                         report.added += 1
                     batch.add(item, report)
+                    if self._digests is not None:  # a later copy in this run finds it once committed
+                        self._digests.add(item.record.content_hash)
                     if len(batch) >= every:
                         batch.commit(engine)
+
+                def embed_group() -> None:
+                    for (job, _), result in zip(group, self._embedded(group)):
+                        store(job, result)
+                    group.clear()
+
+                # files are embedded in groups of about one encoder batch of segments: many short
+                # files share each encoder call; a long file is a group of its own
+                group_frames = engine.settings.batch_size * engine.segment_hop_frames
+                for job, prep in self._prepared(jobs(), processes=self._processes(files)):
+                    progress.update(task, description=_short_name(job.path))
+                    if not isinstance(prep, Prepared) or prep.vectors is not None:  # an error, or embedded on a cluster
+                        store(job, prep if not isinstance(prep, Prepared) else IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s, prep.whole))
+                        continue
+                    group.append((job, prep))
+                    if sum(len(p.mel) for _, p in group) >= group_frames or len(group) >= every:
+                        embed_group()
+                embed_group()
                 gone = self._vanished(paths, set(keys), moved)
                 report.missing = len(gone)
                 if prune:
@@ -163,7 +194,10 @@ class Indexer:
         if old is not None and (old.size_bytes, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
             report.unchanged += 1
             return
-        probe(path)  # header only: refuses FIFOs, devices, non-audio and non-UTF-8 names before hashing
+        # refuses FIFOs, devices, broken WAV headers and non-UTF-8 names before hashing, and for a
+        # large file whatever no decoder reads (hashing 2 GiB of junk); a small file's format is
+        # checked when it is decoded, in a worker: one open less here for each one-shot
+        probe(path, decoders=st.st_size > PROBE_DECODERS_ABOVE_BYTES)
         digest = content_hash(path)
         stamp = {"size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
         if old is not None and old.content_hash == digest:  # touched, not changed
@@ -183,7 +217,14 @@ class Indexer:
         batch.add(item, report)
 
     def _twin(self, digest: str, moved: set[int]) -> File | None:
-        """An indexed file with these exact bytes (preferring one whose path is gone), or None."""
+        """An indexed file with these exact bytes (preferring one whose path is gone), or None.
+
+        The run's first call reads every indexed content hash at once (one query, not one per
+        new file: one-shot libraries add thousands of files a run)."""
+        if self._digests is None:
+            self._digests = self.engine.catalog.content_hashes()
+        if digest not in self._digests:
+            return None
         twins = self.engine.catalog.files_by_hash([digest]).get(digest, [])
         return next((f for f in twins if f.id not in moved and not os.path.lexists(f.path)), twins[0] if twins else None)
 
@@ -214,9 +255,23 @@ class Indexer:
         whole = engine.wholes.reconstruct([twin.id])[0]
         return IndexedFile(record, vectors, engine.catalog.segment_starts(twin), whole)
 
-    def _prepared(self, jobs: Iterator["_Job"]):
-        """``(job, Prepared or the error)`` in job order; with ``workers > 1`` decoding runs in that
-        many processes, a few files ahead of the encoder (no process starts when there is no job)."""
+    def _processes(self, files: list[Path]) -> int:
+        """Decoding processes for a run over ``files``: ``workers``, or 1 (decode here) when the
+        files are too few and small to pay for starting them (about a second)."""
+        if self.workers <= 1 or len(files) >= MIN_FILES_FOR_PROCESSES:
+            return self.workers
+        size = 0
+        for f in files:
+            try:
+                size += os.stat(f).st_size
+            except OSError:
+                continue
+        return self.workers if size >= MIN_BYTES_FOR_PROCESSES else 1
+
+    def _prepared(self, jobs: Iterator["_Job"], *, processes: int):
+        """``(job, Prepared or the error)`` in job order; with ``processes > 1`` decoding runs in
+        that many processes, a few files ahead of the encoder (no process starts when there is no
+        job)."""
         features = self.engine.encoder.features
         first = next(jobs, None)
         if first is None:
@@ -225,7 +280,7 @@ class Indexer:
         if self.client is not None:
             yield from self._on_cluster(jobs)
             return
-        if self.workers <= 1:
+        if processes <= 1:
             for job in jobs:
                 try:
                     yield job, prepare(job.path, features)
@@ -240,8 +295,8 @@ class Indexer:
         # a server that has already imported the decoding code
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["indexer.worker"])
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_single_threaded) as pool:
-            ahead = deque((job, pool.submit(prepare, job.path, features)) for job in itertools.islice(jobs, 2 * self.workers))
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_single_threaded) as pool:
+            ahead = deque((job, pool.submit(prepare, job.path, features)) for job in itertools.islice(jobs, 2 * processes))
             while ahead:
                 job, future = ahead.popleft()
                 nxt = next(jobs, None)
@@ -280,16 +335,22 @@ class Indexer:
             except (Audio2VecError, OSError) as exc:
                 yield job, exc
 
-    def _embedded(self, job: "_Job", prep: Prepared) -> IndexedFile:
-        if prep.vectors is not None:  # embedded by a cluster worker
-            return IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s, prep.whole)
+    def _embedded(self, group: list[tuple["_Job", Prepared]]) -> list:
+        """The :class:`IndexedFile` of each decoded file of a group, or the error that refuses it;
+        the group's windows share encoder calls."""
         engine = self.engine
-        e = engine.encoder.embed_spectrogram(
-            prep.mel, hop_frames=engine.segment_hop_frames, duration_s=prep.duration_s,
-            batch_size=engine.settings.batch_size, source=job.path,
+        mels = [prep.mel for _, prep in group]
+        sources = [job.path for job, _ in group]
+        out = engine.encoder.embed_spectrograms(
+            mels, hop_frames=engine.segment_hop_frames, durations_s=[prep.duration_s for _, prep in group],
+            batch_size=engine.settings.batch_size, sources=sources,
         )
-        whole = engine.whole(prep.mel, e.vectors, source=job.path)
-        return IndexedFile(self._record(job, prep), e.vectors, e.starts_s, whole)
+        ok = [i for i, e in enumerate(out) if not isinstance(e, BaseException)]
+        wholes = engine.whole_vectors([mels[i] for i in ok], [out[i].vectors for i in ok], sources=[sources[i] for i in ok])
+        for i, whole in zip(ok, wholes):
+            e = out[i]
+            out[i] = whole if isinstance(whole, BaseException) else IndexedFile(self._record(*group[i]), e.vectors, e.starts_s, whole)
+        return out
 
     @staticmethod
     def _record(job: "_Job", prep: Prepared) -> FileRecord:
@@ -336,10 +397,6 @@ def _single_threaded() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-
-
-def _raise(exc: BaseException):
-    raise exc
 
 
 @dataclass

@@ -1,8 +1,7 @@
 """Imported once by the forkserver that forks the indexing workers (``Indexer(workers=N)``).
 
-Running the decoding path once here loads everything it imports lazily (librosa's filters pull in
-scipy.signal: about 2 s) before any worker is forked, so every worker starts warm instead of paying
-that on its first file.
+Running the decoding path once here loads everything it imports lazily before any worker is
+forked, so every worker starts warm instead of paying that on its first file.
 """
 
 import numpy as np

@@ -94,14 +94,14 @@ def load(path: str | os.PathLike, *, sr: int, mono: bool = True) -> tuple[np.nda
     return check_waveform(y, source=path), sr
 
 
-def probe(path: str | os.PathLike) -> None:
+def probe(path: str | os.PathLike, *, decoders: bool = True) -> None:
     """Raise :class:`DecodeError` if ``path`` clearly cannot be indexed, reading only its header.
 
     Cheap (milliseconds, whatever the file size) and never blocks: call it before hashing or
     decoding a file. Checks that it is a readable, non-empty regular file (not a folder, FIFO or
-    device) whose name the catalog can store (valid UTF-8), that a WAV's chunks are whole, and that
-    libsndfile or FFmpeg recognises an audio stream in it. A file that passes may still fail in
-    :func:`load` (corrupt data, silence, ...).
+    device) whose name the catalog can store (valid UTF-8), that a WAV's chunks are whole, and
+    (``decoders``) that libsndfile or FFmpeg recognises an audio stream in it. A file that passes
+    may still fail in :func:`load` (corrupt data, silence, ...).
     """
     path = Path(path)
     try:
@@ -109,7 +109,7 @@ def probe(path: str | os.PathLike) -> None:
     except UnicodeEncodeError:
         raise DecodeError(path, "file name is not valid UTF-8 (rename the file to index it)") from None
     riff = _check_file(path)
-    if riff is not None and riff[0] in _VORBIS_WAV_TAGS:
+    if not decoders or (riff is not None and riff[0] in _VORBIS_WAV_TAGS):
         return
     try:
         with sf.SoundFile(path):

@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import (
@@ -251,24 +251,28 @@ class Catalog:
 
     # --- files and segments ---------------------------------------------------------------------
     @staticmethod
-    def add_file(session: Session, record: FileRecord, first_segment_id: int, starts_s: np.ndarray, *, label: str | None = None) -> int:
-        """Insert a file and its segments; returns the file id (not committed)."""
-        row = File(
-            **record.__dict__,
-            label=label,
-            first_segment_id=first_segment_id,
-            n_segments=len(starts_s),
-            indexed_at=_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None),
-        )
-        session.add(row)
-        session.flush()
-        ids = first_segment_id + np.arange(len(starts_s), dtype=np.int64)
-        if len(ids):
-            session.execute(
-                insert(Segment),
-                [{"id": int(i), "file_id": row.id, "start_s": float(t)} for i, t in zip(ids, starts_s)],
-            )
-        return row.id
+    def add_files(session: Session, entries: Sequence[tuple[FileRecord, int, np.ndarray, str | None]]) -> list[int]:
+        """Insert files and their segments; each entry is ``(record, first segment id, segment
+        starts in seconds, label)``. Returns the new file ids in entry order (not committed).
+
+        Two statements whatever the number of files (a bulk INSERT ... RETURNING for the files,
+        one executemany for the segments): a batch of one-shots costs no round trip per file."""
+        if not entries:
+            return []
+        now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+        rows = [
+            {**record.__dict__, "label": label, "first_segment_id": first, "n_segments": len(starts), "indexed_at": now}
+            for record, first, starts, label in entries
+        ]
+        ids = list(session.scalars(insert(File).returning(File.id, sort_by_parameter_order=True), rows))
+        segments = [
+            {"id": first + j, "file_id": file_id, "start_s": float(t)}
+            for file_id, (_, first, starts, _) in zip(ids, entries)
+            for j, t in enumerate(starts)
+        ]
+        if segments:
+            session.execute(insert(Segment), segments)
+        return ids
 
     @staticmethod
     def delete_files(session: Session, files: Iterable[File]) -> None:
@@ -300,6 +304,11 @@ class Catalog:
         ids = [int(i) for i in ids]
         with self._maybe(session) as s:
             return {f.id: f for f in s.scalars(select(File).where(File.id.in_(ids)))} if ids else {}
+
+    def content_hashes(self, session: Session | None = None) -> set[str]:
+        """The content hash of every indexed file."""
+        with self._maybe(session) as s:
+            return set(s.scalars(select(File.content_hash)))
 
     def files_by_hash(self, hashes: Iterable[str], session: Session | None = None) -> dict[str, list[File]]:
         """Files with each content hash (identical bytes), keyed by hash."""
@@ -336,7 +345,7 @@ class Catalog:
     def file_blocks(self, session: Session | None = None) -> FileBlocks:
         with self._maybe(session) as s:
             rows = s.execute(select(File.first_segment_id, File.n_segments, File.id).order_by(File.first_segment_id)).all()
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        arr = np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 3)  # tuples: numpy probes Row objects slowly
         return FileBlocks(arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
 
     def snapshot(self) -> tuple[dict[str, Any], FileBlocks]:

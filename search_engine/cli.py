@@ -10,6 +10,7 @@ Exit codes: 0 success; 1 error (no index, bad settings, model mismatch); 2 bad u
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -89,7 +90,7 @@ def index(
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="Also remove indexed files under the given folders that no longer exist.")] = False,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Processes decoding files while this one embeds (default: workers in config, 1); with --scheduler local, the cluster's workers.", show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=0, help="Processes decoding files while this one embeds (0: one per core; default: workers in config, 0); with --scheduler local, the cluster's workers.", show_default=False)] = None,
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Decode and embed on a Dask cluster: its scheduler address (tcp://host:8786), or 'local' for a LocalCluster here. Workers need audio2vec installed and the files at the same paths.", show_default=False)] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
     as_json: JsonOpt = False,
@@ -269,7 +270,7 @@ def _dask_client(scheduler: str | None, workers: int | None):
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        with LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
             yield client
     else:
         with Client(scheduler) as client:

@@ -66,8 +66,9 @@ class Settings:
     batch_size: int = 512
     #: indexing commits the catalog and saves the vectors after this many files
     commit_every_files: int = 64
-    #: indexing processes that decode files while the main one runs the encoder (1: no extra process)
-    workers: int = 1
+    #: indexing processes that decode files while the main one runs the encoder (1: no extra
+    #: process; 0: one per core)
+    workers: int = 0
 
     def replace(self, **changes: Any) -> "Settings":
         """Return a copy with some fields changed (``None`` values are ignored)."""
@@ -94,9 +95,11 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
 def _validated(settings: Settings) -> Settings:
     if settings.mode not in ("match", "similar"):
         raise ParameterError(f"mode must be 'match' or 'similar', not {settings.mode!r}")
-    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files", "workers", "nprobe"):
+    for name in ("query_phases", "neighbours", "candidates", "k", "classify_k", "batch_size", "commit_every_files", "nprobe"):
         if getattr(settings, name) < 1:
             raise ParameterError(f"setting {name!r} must be >= 1, got {getattr(settings, name)}")
+    if settings.workers < 0:
+        raise ParameterError(f"setting 'workers' must be >= 0 (0: one per core), got {settings.workers}")
     if settings.large_index_min_segments < 0 or settings.retrain_growth <= 1:
         raise ParameterError("large_index_min_segments must be >= 0 and retrain_growth > 1")
     try:

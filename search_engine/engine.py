@@ -32,7 +32,7 @@ import numpy as np
 
 from .catalog import Catalog, File, FileRecord, path_key
 from .config import Settings, load_config
-from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError
+from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError, result_or_raise
 from .features import frames_for
 from .query import (
     Alignment,
@@ -192,6 +192,14 @@ class SearchEngine:
             )
         return encoder
 
+    @property
+    def blocks(self):
+        """Which segment ids belong to which file (:class:`~search_engine.catalog.FileBlocks`), as
+        of the generation this engine holds."""
+        if self._blocks is None:
+            self._blocks = self.catalog.file_blocks()
+        return self._blocks
+
     def _vector_path(self, kind: str, generation: int) -> Path:
         return self.dir / f"{kind}.{generation}.faiss"
 
@@ -211,7 +219,7 @@ class SearchEngine:
                 wholes = self._load_vectors("files", gen, self._factories[1])
             except FileNotFoundError:
                 continue  # a writer committed a newer generation and deleted this one meanwhile: read again
-            self.generation, self.segments, self.wholes, self.blocks = gen, segments, wholes, blocks
+            self.generation, self.segments, self.wholes, self._blocks = gen, segments, wholes, blocks
             self._exact = self.store.map(int(stored["next_segment_id"]))
             return True
         raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing")
@@ -279,9 +287,14 @@ class SearchEngine:
         """The whole-sound (``similar``) vector ``[dim]`` of a file, from its :func:`spectrogram`
         and its segment vectors: the similar model's (:meth:`Encoder.whole`); for an index made
         before there was one, the segment vectors averaged and normalised."""
+        return result_or_raise(self.whole_vectors([mel], [vectors], sources=[source])[0])
+
+    def whole_vectors(self, mels: Sequence[np.ndarray], vectors: Sequence[np.ndarray | None], *, sources: Sequence[object]) -> list:
+        """:meth:`whole` of many files at once (their windows share encoder calls); per file its
+        vector or the :class:`DecodeError` that refuses it."""
         if self.whole_encoder is None:
-            return pool(vectors)
-        return self.whole_encoder.whole(mel, batch_size=self.settings.batch_size, source=source)
+            return [pool(v) for v in vectors]
+        return self.whole_encoder.wholes(mels, batch_size=self.settings.batch_size, sources=sources)
 
     def add(
         self,
@@ -317,14 +330,12 @@ class SearchEngine:
                 Catalog.delete_files(s, replace)
                 for file_id, values in update:
                     Catalog.update_file(s, file_id, **values)
-                file_ids = []
-                for it in items:
-                    fid = Catalog.add_file(s, it.record, next_id, it.starts_s, label=labels.get(it.record.path))
-                    seg_ids = next_id + np.arange(len(it.vectors), dtype=np.int64)
-                    self.segments.add(it.vectors, seg_ids)
-                    self.wholes.add(it.whole[None], np.array([fid], dtype=np.int64))
-                    file_ids.append(fid)
-                    next_id += len(it.vectors)
+                firsts = next_id + np.cumsum([0] + [len(it.vectors) for it in items])
+                file_ids = Catalog.add_files(s, [(it.record, int(first), it.starts_s, labels.get(it.record.path)) for it, first in zip(items, firsts)])
+                if items:
+                    self.segments.add(np.concatenate([it.vectors for it in items]), np.arange(next_id, firsts[-1], dtype=np.int64))
+                    self.wholes.add(np.stack([it.whole for it in items]), np.array(file_ids, dtype=np.int64))
+                next_id = int(firsts[-1])
                 self.segments.remove(removed[0])
                 self.wholes.remove(removed[1])
                 if items:  # exact rows first: the commit below is what makes them visible
@@ -342,7 +353,7 @@ class SearchEngine:
             raise
         self.generation = new_gen
         self._delete_stale_vectors()
-        self.blocks = self.catalog.file_blocks()
+        self._blocks = None  # read again when a query needs it, not after every commit of a run
         return file_ids
 
     def label(self, paths: Iterable[str | os.PathLike], label: str | None) -> list[str]:

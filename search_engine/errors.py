@@ -46,3 +46,11 @@ class IndexNotFoundError(Audio2VecError):
 
 class IndexLockedError(Audio2VecError):
     """Another process is writing to the index (only one writer at a time; readers are never blocked)."""
+
+
+def result_or_raise(result):
+    """``result``, or raise it when it is an exception: the per-item error of a batched call
+    (e.g. :meth:`~search_engine.audio2vec.Encoder.embed_spectrograms`)."""
+    if isinstance(result, BaseException):
+        raise result
+    return result

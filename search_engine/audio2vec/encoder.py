@@ -14,10 +14,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from ..errors import DecodeError, ParameterError
+from ..errors import DecodeError, ParameterError, result_or_raise
 from ..features import FeatureSettings, log_mel, normalize_windows, require_windows, windows
 from .model import Architecture
 
@@ -148,6 +149,9 @@ class Encoder:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            # idle threads sleep instead of spinning: indexing workers decode on the same cores
+            # (and a 2-core machine ran 1.1-1.6x faster without spinning, batches of 32-512)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             if session.get_modelmeta().custom_metadata_map.get("model_id") == self.model_id:
                 self._backend = "onnxruntime"
@@ -194,14 +198,57 @@ class Encoder:
         """Whole-sound vector ``[dim]`` of a :func:`spectrogram`: the :attr:`similar` model's
         vectors of windows every :data:`WHOLE_HOP_FRAMES` (:func:`whole_windows` of them),
         averaged and L2-normalised. Raises ``DecodeError`` when the sound is too short."""
+        return result_or_raise(self.wholes([mel], batch_size=batch_size, sources=[source])[0])
+
+    def wholes(self, mels: Sequence[np.ndarray], *, batch_size: int = 512, sources: Sequence[object] | None = None) -> list:
+        """:meth:`whole` of many spectrograms, their windows sharing encoder calls; per
+        spectrogram its vector or the :class:`DecodeError` that refuses it."""
         from ..query import pool
 
         model = self.similar
-        win, _ = model._mel_windows(mel, hop_frames=WHOLE_HOP_FRAMES, source=source)
-        z = model.encode_windows(normalize_windows(win[whole_windows(len(win))], top_db=model.features.top_db), batch_size=batch_size)
-        if not np.isfinite(z).all():
-            raise DecodeError(source, "the model gave non-finite vectors for this audio")
-        return pool(z)
+        sources = list(sources) if sources is not None else ["<waveform>"] * len(mels)
+        out: list = [None] * len(mels)
+        parts = []
+        for i, mel in enumerate(mels):
+            try:
+                win, _ = model._mel_windows(mel, hop_frames=WHOLE_HOP_FRAMES, source=sources[i])
+            except DecodeError as exc:
+                out[i] = exc
+                continue
+            parts.append((i, win[whole_windows(len(win))]))
+        for (i, _), z in zip(parts, model._encode_parts([w for _, w in parts], batch_size=batch_size)):
+            out[i] = pool(z) if np.isfinite(z).all() else DecodeError(sources[i], "the model gave non-finite vectors for this audio")
+        return out
+
+    def _encode_parts(self, parts: Sequence[np.ndarray], *, batch_size: int) -> list[np.ndarray]:
+        """Vectors of several sounds' windows of a :func:`spectrogram` (dB, e.g. views from
+        :func:`~search_engine.features.windows`), normalised and encoded ``batch_size`` at a time
+        across sounds: a thousand one-shots cost two calls, an hour of audio needs no more memory
+        than a batch. Returns one ``[n_i, dim]`` array per part."""
+        sizes = [len(p) for p in parts]
+        z = np.empty((sum(sizes), self.dim), dtype=np.float32)
+        top_db = self.features.top_db
+        pos, chunk, filled = 0, [], 0
+
+        def run() -> None:
+            nonlocal pos
+            x = normalize_windows(chunk[0] if len(chunk) == 1 else np.concatenate(chunk), top_db=top_db)
+            z[pos : pos + len(x)] = self.encode_windows(x, batch_size=batch_size)
+            pos += len(x)
+            chunk.clear()
+
+        for part in parts:
+            start = 0
+            while start < len(part):
+                take = min(batch_size - filled, len(part) - start)
+                chunk.append(part[start : start + take])
+                filled, start = filled + take, start + take
+                if filled == batch_size:
+                    run()
+                    filled = 0
+        if chunk:
+            run()
+        return np.split(z, np.cumsum(sizes)[:-1]) if parts else []
 
     @property
     def dim(self) -> int:
@@ -266,26 +313,22 @@ class Encoder:
         sr = self.features.sample_rate_hz
         clips = list(clips)
         out = np.empty((len(clips), self.dim), dtype=np.float32)
-        pending: list[tuple[int, np.ndarray]] = []  # (clip index, its prepared windows)
+        pending: list[tuple[int, np.ndarray]] = []  # (clip index, its windows, dB)
 
         def flush() -> None:
-            z = self.encode_windows(np.concatenate([x for _, x in pending]), batch_size=batch_size)
-            pos = 0
-            for i, x in pending:
-                part = z[pos : pos + len(x)]
-                if not np.isfinite(part).all():
+            for (i, _), z in zip(pending, self._encode_parts([w for _, w in pending], batch_size=batch_size)):
+                if not np.isfinite(z).all():
                     raise DecodeError(clips[i], "the model gave non-finite vectors for this audio")
-                out[i] = pool(part)
-                pos += len(x)
+                out[i] = pool(z)
             pending.clear()
 
         with progress_bar(show_progress_bar) as bar:
             task = bar.add_task("embedding", total=len(clips))
             for i, clip in enumerate(clips):
                 name, y = load_clip(clip, sr=sr)
-                x = self.windows(y, hop_frames=hop_frames, source=name)[0]
-                pending.append((i, x[whole_windows(len(x))]))
-                if sum(len(x) for _, x in pending) >= batch_size:
+                win, _ = self._raw_windows(y, hop_frames=hop_frames, source=name)
+                pending.append((i, win[whole_windows(len(win))]))
+                if sum(len(w) for _, w in pending) >= batch_size:
                     flush()
                     bar.update(task, completed=i + 1)
             if pending:
@@ -327,14 +370,32 @@ class Encoder:
         self, mel: np.ndarray, *, hop_frames: int, duration_s: float, batch_size: int = 512, source: object = "<waveform>"
     ) -> Embedded:
         """:meth:`embed` from a :func:`spectrogram` made elsewhere (e.g. in an indexing worker)."""
-        win, starts_s = self._mel_windows(mel, hop_frames=hop_frames, source=source)
-        top_db = self.features.top_db
-        z = np.empty((len(win), self.dim), dtype=np.float32)
-        for i in range(0, len(win), batch_size):
-            z[i : i + batch_size] = self.encode_windows(normalize_windows(win[i : i + batch_size], top_db=top_db), batch_size=batch_size)
-        if not np.isfinite(z).all():
-            raise DecodeError(source, "the model gave non-finite vectors for this audio")
-        return Embedded(z, starts_s, duration_s)
+        return result_or_raise(self.embed_spectrograms([mel], hop_frames=hop_frames, durations_s=[duration_s], batch_size=batch_size, sources=[source])[0])
+
+    def embed_spectrograms(
+        self,
+        mels: Sequence[np.ndarray],
+        *,
+        hop_frames: int,
+        durations_s: Sequence[float],
+        batch_size: int = 512,
+        sources: Sequence[object] | None = None,
+    ) -> list:
+        """:meth:`embed_spectrogram` of many spectrograms, their windows sharing encoder calls
+        (a library of one-shots costs a call per ``batch_size`` windows, not per file); per
+        spectrogram its :class:`Embedded` or the :class:`DecodeError` that refuses it."""
+        sources = list(sources) if sources is not None else ["<waveform>"] * len(mels)
+        out: list = [None] * len(mels)
+        parts = []
+        for i, mel in enumerate(mels):
+            try:
+                parts.append((i, *self._mel_windows(mel, hop_frames=hop_frames, source=sources[i])))
+            except DecodeError as exc:
+                out[i] = exc
+        for (i, _, starts_s), z in zip(parts, self._encode_parts([w for _, w, _ in parts], batch_size=batch_size)):
+            ok = np.isfinite(z).all()
+            out[i] = Embedded(z, starts_s, durations_s[i]) if ok else DecodeError(sources[i], "the model gave non-finite vectors for this audio")
+        return out
 
 
 class Ensemble(Encoder):
