@@ -42,6 +42,7 @@ from .query import (
     QueryResult,
     best_alignment_per_recording,
     best_offset,
+    best_offsets,
     pool,
     vote_alignments,
     weighted_vote,
@@ -617,7 +618,7 @@ class SearchEngine:
             try:
                 name, y = self.load_clip(clip)
                 t1 = time.perf_counter()
-                x, _ = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
+                x, _ = self.encoder.raw_windows(y, hop_frames=self.query_hop_frames, source=name)
                 whole = self._whole_of(name, y) if mode == "similar" and self.whole_encoder is not None else None
                 prepared.append((res, x, len(y) / self.sample_rate_hz, whole))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
@@ -628,12 +629,9 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        z = self.encoder.encode_windows(np.concatenate([x for _, x, _, _ in prepared]), batch_size=self.settings.batch_size)
+        vectors = self.encoder.encode_parts([x for _, x, _, _ in prepared], batch_size=self.settings.batch_size)
         per_clip = (time.perf_counter() - t0) / len(prepared)
-        pos = 0
-        for res, x, duration_s, whole in prepared:
-            vecs = z[pos : pos + len(x)]
-            pos += len(x)
+        for (res, _, duration_s, whole), vecs in zip(prepared, vectors):
             res.timings["encoder"] = per_clip
             res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, whole, k, res.timings)
             if mode == "match":
@@ -669,17 +667,15 @@ class SearchEngine:
         _, ids = self.segments.search(q, self.settings.neighbours)
         t1 = time.perf_counter()
         rows, within = self.blocks.locate(ids)
-        scored = []
-        for row, peak in vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates):
-            first = int(self.blocks.first_ids[row])
+        voted = vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates)
+        firsts = np.array([int(self.blocks.first_ids[row]) for row, _ in voted], dtype=np.int64)
 
-            def distance(qi, seg):
-                used, at = np.unique(seg, return_inverse=True)  # a few segments, many windows
-                return np.linalg.norm(q[qi] - self.segment_vectors(first + used)[at], axis=1)
+        def distance(cand, qi, seg):
+            used, at = np.unique(firsts[cand] + seg, return_inverse=True)  # a few segments, many windows
+            return np.linalg.norm(q[qi] - self.segment_vectors(used)[at], axis=1)
 
-            found = best_offset(peak, distance, len(q), int(self.blocks.counts[row]), phases=phases)
-            if found is not None:
-                scored.append(Alignment(row, *found))
+        found = best_offsets([peak for _, peak in voted], distance, len(q), [int(self.blocks.counts[row]) for row, _ in voted], phases=phases)
+        scored = [Alignment(row, *f) for (row, _), f in zip(voted, found) if f is not None]
         best = best_alignment_per_recording(scored, k)
         files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
         hop_s = self.segment_hop_s / phases

@@ -187,7 +187,7 @@ def windows(
     return view[::hop_frames][: len(starts)].transpose(0, 2, 1), starts
 
 
-def normalize_windows(win: np.ndarray, *, top_db: float) -> np.ndarray:
+def normalize_windows(win: np.ndarray, *, top_db: float, copy: bool = True) -> np.ndarray:
     """Encoder input: each window's dB values floored at ``max - top_db``, minus its mean, / 20 dB.
 
     This makes the input independent of playback gain.
@@ -196,12 +196,16 @@ def normalize_windows(win: np.ndarray, *, top_db: float) -> np.ndarray:
     ----------
     win : np.ndarray [shape=(n, frames, n_mels)], dB
     top_db : float > 0, dB
+    copy : bool
+        False: normalise ``win`` in place when it already is a C-ordered float32 array (windows
+        gathered for the encoder: no second copy).
 
     Returns
     -------
-    x : np.ndarray [shape=(n, frames, n_mels), dtype=float32]
+    x : np.ndarray [shape=(n, frames, n_mels), dtype=float32], C order
     """
-    x = np.array(win, dtype=np.float32)
+    # C order: windows are strided views of a spectrogram, and the encoder reads rows
+    x = np.array(win, dtype=np.float32, order="C", copy=True if copy else None)
     if len(x) == 0:
         return x
     peak = x.max(axis=(1, 2), keepdims=True)

@@ -14,6 +14,7 @@ vectors; where in a recording is its segment nearest to the clip's pooled ``matc
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -130,16 +131,20 @@ def vote_alignments(
         return []
     r, off = rows[ok].astype(np.int64), (within[ok] * phases - i[ok]).astype(np.int64)
     keys, votes = np.unique(np.stack([r, off], axis=1), axis=0, return_counts=True)
-    # pool ±1 hop: offsets one hop apart differ by less than the phase error of a window
-    lookup = {(int(a), int(b)): int(v) for (a, b), v in zip(keys, votes)}
-    pooled = np.array([v + lookup.get((a, b - 1), 0) + lookup.get((a, b + 1), 0) for (a, b), v in zip(lookup, votes)])
+    # pool ±1 hop: offsets one hop apart differ by less than the phase error of a window. Keys
+    # are sorted by (row, offset), so (row, offset - 1) can only be the key just before
+    adjacent = (keys[1:, 0] == keys[:-1, 0]) & (keys[1:, 1] == keys[:-1, 1] + 1)
+    pooled = votes.copy()
+    pooled[1:] += np.where(adjacent, votes[:-1], 0)
+    pooled[:-1] += np.where(adjacent, votes[1:], 0)
     order = np.lexsort((keys[:, 1], -pooled))
     chosen: list[tuple[int, int]] = []
-    for j in order:
-        a, b = int(keys[j, 0]), int(keys[j, 1])
-        if any(a == ca and abs(b - cb) < phases // 2 for ca, cb in chosen):
+    taken: dict[int, list[int]] = {}  # row -> offsets chosen
+    for a, b in keys[order].tolist():
+        if any(abs(b - cb) < phases // 2 for cb in taken.get(a, ())):
             continue
         chosen.append((a, b))
+        taken.setdefault(a, []).append(b)
         if len(chosen) >= candidates:
             break
     return chosen
@@ -172,24 +177,63 @@ def best_offset(
     ``(offset, mean distance, windows)`` of the best offset, or None when under every offset more
     than half of the clip would hang outside the recording.
     """
+    return best_offsets([peak], lambda _, qi, seg: distance(qi, seg), n_windows, [n_segments], phases=phases)[0]
+
+
+def best_offsets(
+    peaks: Sequence[int], distance, n_windows: int, n_segments: Sequence[int], *, phases: int
+) -> list[tuple[int, float, int] | None]:
+    """:func:`best_offset` of many voted alignments of one clip, with one call of ``distance``
+    for all of them (a clip's 50 candidate alignments cost one gather of recording vectors).
+
+    Parameters
+    ----------
+    peaks : sequence of int
+        Voted offsets, in query hops, one per candidate.
+    distance : callable(candidate indices [m], window indices [m], segment indices [m]) -> np.ndarray [m]
+        Euclidean distance between query windows and segments of each candidate's recording.
+    n_windows : int
+        Windows in the clip.
+    n_segments : sequence of int
+        Segments in each candidate's recording.
+    phases : int
+
+    Returns
+    -------
+    list of ``(offset, mean distance, windows)`` or None, as :func:`best_offset`, in input order.
+    """
     i = np.arange(n_windows)
-    low = peak - phases // 2
-    offsets = low + np.mod(-(low + i), phases)  # the one offset in range that aligns window i
-    seg = (offsets + i) // phases
-    inside = (seg >= 0) & (seg < n_segments)
-    if not inside.any():
-        return None
-    d = distance(i[inside], seg[inside])
-    slot = offsets - low
-    total = np.bincount(slot, minlength=phases)
-    count = np.bincount(slot[inside], minlength=phases)
-    sums = np.bincount(slot[inside], weights=d, minlength=phases)
-    ok = (count > 0) & (2 * count >= total)
-    if not ok.any():
-        return None
-    mean = np.where(ok, sums / np.maximum(count, 1), np.inf)
-    best = int(np.argmin(mean))
-    return low + best, float(mean[best]), int(count[best])
+    plans = []
+    for peak, n_seg in zip(peaks, n_segments):
+        low = peak - phases // 2
+        offsets = low + np.mod(-(low + i), phases)  # the one offset in range that aligns window i
+        seg = (offsets + i) // phases
+        inside = (seg >= 0) & (seg < n_seg)
+        plans.append((low, offsets - low, seg, inside))
+    used = [p for p in plans if p[3].any()]
+    if not used:
+        return [None] * len(plans)
+    cand = np.concatenate([np.full(int(inside.sum()), c) for c, (_, _, _, inside) in enumerate(plans) if inside.any()])
+    d_all = distance(cand, np.concatenate([i[p[3]] for p in used]), np.concatenate([p[2][p[3]] for p in used]))
+    out: list[tuple[int, float, int] | None] = []
+    pos = 0
+    for low, slot, _, inside in plans:
+        m = int(inside.sum())
+        if not m:
+            out.append(None)
+            continue
+        d, pos = d_all[pos : pos + m], pos + m
+        total = np.bincount(slot, minlength=phases)
+        count = np.bincount(slot[inside], minlength=phases)
+        sums = np.bincount(slot[inside], weights=d, minlength=phases)
+        ok = (count > 0) & (2 * count >= total)
+        if not ok.any():
+            out.append(None)
+            continue
+        mean = np.where(ok, sums / np.maximum(count, 1), np.inf)
+        best = int(np.argmin(mean))
+        out.append((low + best, float(mean[best]), int(count[best])))
+    return out
 
 
 def weighted_vote(labels: list[str], distances: np.ndarray, *, min_confidence: float) -> tuple[str, float]:

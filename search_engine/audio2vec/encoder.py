@@ -216,11 +216,11 @@ class Encoder:
                 out[i] = exc
                 continue
             parts.append((i, win[whole_windows(len(win))]))
-        for (i, _), z in zip(parts, model._encode_parts([w for _, w in parts], batch_size=batch_size)):
+        for (i, _), z in zip(parts, model.encode_parts([w for _, w in parts], batch_size=batch_size)):
             out[i] = pool(z) if np.isfinite(z).all() else DecodeError(sources[i], "the model gave non-finite vectors for this audio")
         return out
 
-    def _encode_parts(self, parts: Sequence[np.ndarray], *, batch_size: int) -> list[np.ndarray]:
+    def encode_parts(self, parts: Sequence[np.ndarray], *, batch_size: int) -> list[np.ndarray]:
         """Vectors of several sounds' windows of a :func:`spectrogram` (dB, e.g. views from
         :func:`~search_engine.features.windows`), normalised and encoded ``batch_size`` at a time
         across sounds: a thousand one-shots cost two calls, an hour of audio needs no more memory
@@ -232,7 +232,10 @@ class Encoder:
 
         def run() -> None:
             nonlocal pos
-            x = normalize_windows(chunk[0] if len(chunk) == 1 else np.concatenate(chunk), top_db=top_db)
+            if len(chunk) == 1:  # a view of a spectrogram
+                x = normalize_windows(chunk[0], top_db=top_db)
+            else:
+                x = normalize_windows(np.concatenate(chunk, dtype=np.float32), top_db=top_db, copy=False)
             z[pos : pos + len(x)] = self.encode_windows(x, batch_size=batch_size)
             pos += len(x)
             chunk.clear()
@@ -316,7 +319,7 @@ class Encoder:
         pending: list[tuple[int, np.ndarray]] = []  # (clip index, its windows, dB)
 
         def flush() -> None:
-            for (i, _), z in zip(pending, self._encode_parts([w for _, w in pending], batch_size=batch_size)):
+            for (i, _), z in zip(pending, self.encode_parts([w for _, w in pending], batch_size=batch_size)):
                 if not np.isfinite(z).all():
                     raise DecodeError(clips[i], "the model gave non-finite vectors for this audio")
                 out[i] = pool(z)
@@ -326,7 +329,7 @@ class Encoder:
             task = bar.add_task("embedding", total=len(clips))
             for i, clip in enumerate(clips):
                 name, y = load_clip(clip, sr=sr)
-                win, _ = self._raw_windows(y, hop_frames=hop_frames, source=name)
+                win, _ = self.raw_windows(y, hop_frames=hop_frames, source=name)
                 pending.append((i, win[whole_windows(len(win))]))
                 if sum(len(w) for _, w in pending) >= batch_size:
                     flush()
@@ -341,11 +344,12 @@ class Encoder:
 
         Raises :class:`~search_engine.errors.DecodeError` when ``y`` is shorter than half a window.
         """
-        win, starts_s = self._raw_windows(y, hop_frames=hop_frames, source=source)
+        win, starts_s = self.raw_windows(y, hop_frames=hop_frames, source=source)
         return normalize_windows(win, top_db=self.features.top_db), starts_s
 
-    def _raw_windows(self, y: np.ndarray, *, hop_frames: int, source: object):
-        """Windows of the log-mel spectrogram (a view) and their starts; raises on unusable input."""
+    def raw_windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):
+        """Windows of the log-mel spectrogram (dB; a view) and their starts in seconds, for
+        :meth:`encode_parts`; raises :class:`DecodeError` on unusable input."""
         return self._mel_windows(spectrogram(y, self.features, source=source), hop_frames=hop_frames, source=source)
 
     def _mel_windows(self, mel: np.ndarray, *, hop_frames: int, source: object):
@@ -392,7 +396,7 @@ class Encoder:
                 parts.append((i, *self._mel_windows(mel, hop_frames=hop_frames, source=sources[i])))
             except DecodeError as exc:
                 out[i] = exc
-        for (i, _, starts_s), z in zip(parts, self._encode_parts([w for _, w, _ in parts], batch_size=batch_size)):
+        for (i, _, starts_s), z in zip(parts, self.encode_parts([w for _, w, _ in parts], batch_size=batch_size)):
             ok = np.isfinite(z).all()
             out[i] = Embedded(z, starts_s, durations_s[i]) if ok else DecodeError(sources[i], "the model gave non-finite vectors for this audio")
         return out
