@@ -136,8 +136,7 @@ def main() -> None:
         }
         print("index 2h:", result["index_2h"])
 
-        clip = work / "clip3.wav"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "40", "-t", "3", "-i", str(files[0]), str(clip)], check=True)
+        clip = clips(files, work / "single", n=1, seed=7)[0]  # 3 s
         cold = {
             "help": median_of(args.repeat, ["--help"]),
             "stats": median_of(args.repeat, ["stats", "--index", str(index)]),

@@ -1,9 +1,12 @@
-"""Encoder inference backends: windows per second and agreement with the shipped backend.
+"""Encoder inference backends: windows per second, import cost, and agreement with Keras.
 
-Runs the default model on the same batch of real windows (SuperTuxKart music) with Keras
-``predict``, a ``tf.function`` (what the engine ships), the same with XLA (``jit_compile``), and
-TFLite (XNNPACK), in this process; prints windows/s at several batch sizes and the largest
-absolute difference of each backend's vectors from the ``tf.function`` ones.
+Runs the default model on the same batch of real windows (SuperTuxKart music) with ONNX Runtime
+(the bundled ``encoder.onnx``: what the engine ships), the numpy forward pass
+(:mod:`search_engine.audio2vec.forward`: the fallback for model folders without an ONNX file),
+Keras ``predict``, a ``tf.function`` (what the engine ran before), the same with XLA
+(``jit_compile``), and TFLite (XNNPACK), in this process; prints windows/s at several batch sizes,
+the seconds a fresh process takes to import each runtime, and the largest absolute difference of
+each backend's vectors from the ``tf.function`` ones.
 
     python benchmarks/inference_backends.py [--windows 4096] [--threads N]
 """
@@ -11,6 +14,7 @@ absolute difference of each backend's vectors from the ``tf.function`` ones.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,7 +52,15 @@ def backends(threads: int | None):
     f = enc.features
     model = enc.keras_model()
     spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
+    from search_engine.audio2vec.encoder import WEIGHT_FILES
+    from search_engine.audio2vec.forward import forward, load_network
+
+    net = load_network(enc.folder / WEIGHT_FILES["encoder"], enc.folder / WEIGHT_FILES["g"], strided=len(enc.architecture.filters))
+    enc.build()
+    assert enc.backend == "onnxruntime"
     out = {
+        "onnxruntime": enc.encode_windows,
+        "numpy_forward": lambda x: forward(net, x),
         "keras_predict": lambda x: model.predict(x, batch_size=len(x), verbose=0),
         "tf_function": tf.function(lambda x: model(x, training=False), input_signature=[spec]),
         "tf_function_xla": tf.function(lambda x: model(x, training=False), input_signature=[spec], jit_compile=True),
@@ -96,8 +108,14 @@ def main() -> None:
             row[f"windows_per_s_batch_{bs}"] = round(len(x) / dt)
         rows[name] = row
         print(name, row)
+    imports = {}
+    for name, module in (("onnxruntime", "onnxruntime"), ("numpy_forward", "h5py"), ("tensorflow", "tensorflow")):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import numpy, {module}"], check=True, capture_output=True)
+        imports[name] = round(time.perf_counter() - t0, 3)
+    print("fresh process importing numpy and the runtime, seconds:", imports)
     result = {"machine": info, "command": "python benchmarks/inference_backends.py " + " ".join(sys.argv[1:]),
-              "windows": len(x), "backends": rows}
+              "windows": len(x), "backends": rows, "import_s": imports}
     print("wrote", write_result("inference_backends", result))
 
 

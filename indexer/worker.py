@@ -5,6 +5,7 @@ forked, so every worker starts warm instead of paying that on its first file.
 """
 
 import numpy as np
+import scipy.fft  # noqa: F401 - the FFT of long files (features.power_spectrogram)
 
 from search_engine.audio2vec.encoder import spectrogram
 from search_engine.features import FeatureSettings

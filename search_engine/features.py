@@ -105,8 +105,21 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarr
     power : np.ndarray [shape=(1 + (n - n_fft) // hop_length, 1 + n_fft // 2), dtype=float32]
     """
     frames = np.lib.stride_tricks.sliding_window_view(np.asarray(y, dtype=np.float32), n_fft)[::hop_length]
-    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    spec = _rfft(len(frames))(frames * _hann(n_fft), axis=1)
     return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+#: from this many frames (16 s at the default hop) on, SciPy's FFT: 3-5x faster than numpy's in
+#: float32, worth its import (~0.2 s, once per process); a short query clip keeps numpy's
+SCIPY_FFT_MIN_FRAMES = 1000
+
+
+def _rfft(n_frames: int):
+    if n_frames < SCIPY_FFT_MIN_FRAMES:
+        return np.fft.rfft
+    import scipy.fft
+
+    return scipy.fft.rfft
 
 
 @functools.lru_cache(maxsize=8)
