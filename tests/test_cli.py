@@ -136,10 +136,13 @@ def test_commands_import_only_what_they_use(cli_index, library, tmp_path, mode):
     anywhere (the models run on ONNX Runtime), no librosa or Alembic to answer a query, no model
     runtime or FAISS for --help or stats."""
     heavy = {"tensorflow", "keras", "torch", "librosa", "numba", "alembic", "scipy", "distributed", "dask"}
+    clip = tmp_path / "clip.wav"  # 3 s: a long clip would rightly load SciPy's FFT (features.SCIPY_FFT_MIN_FRAMES)
+    y, sr = sf.read(str(next(iter(library))), frames=3 * SR)
+    sf.write(str(clip), y, sr)
     help_mods = _modules_loaded(["--help"], tmp_path)
     stats_mods = _modules_loaded(["stats", "--index", str(cli_index)], tmp_path)
-    refusal = _modules_loaded(["query", str(next(iter(library))), "--index", str(tmp_path / "none")], tmp_path)
-    query_mods = _modules_loaded(["query", str(next(iter(library))), "--index", str(cli_index), "--mode", mode, "--json"], tmp_path)
+    refusal = _modules_loaded(["query", str(clip), "--index", str(tmp_path / "none")], tmp_path)
+    query_mods = _modules_loaded(["query", str(clip), "--index", str(cli_index), "--mode", mode, "--json"], tmp_path)
     assert "search_engine" in query_mods and "onnxruntime" in query_mods and "faiss" in query_mods
     for mods in (help_mods, stats_mods, refusal, query_mods):
         assert not mods & heavy, mods & heavy
