@@ -33,6 +33,12 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
+from fastapi import FastAPI, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from ..config import Settings
 from ..errors import Audio2VecError, DecodeError, ParameterError
@@ -152,13 +158,6 @@ def passage_wav(path: str, start_s: float, end_s: float | None, *, sample_rate_h
 
 def create_app(engine, settings: Settings | None = None, *, warm_up: bool = True):
     """The FastAPI app serving ``engine`` (an open :class:`SearchEngine`, used read-only)."""
-    from fastapi import FastAPI, Query, Request, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-
     settings = settings or engine.settings
     max_bytes = int(settings.max_upload_mb * 2**20)
     lock = threading.Lock()
@@ -315,8 +314,6 @@ class _Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    from starlette.exceptions import HTTPException
-
                     raise HTTPException(413, too_large)
             return message
 
