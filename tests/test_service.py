@@ -226,3 +226,11 @@ def test_answers_while_an_index_run_commits(tmp_path):
                 r = client.post("/query", files={"clip": ("q.wav", wav_bytes(y[2 * SR : 5 * SR]), "audio/wav")}).json()
                 assert r["results"][0]["path"] == str(path) and r["matched"] is True
             assert client.get("/health").json()["files"] == 3
+
+
+def test_serve_command_help_and_refusal(built_index):
+    runner = CliRunner()
+    helped = runner.invoke(cli, ["serve", "--help"])
+    assert helped.exit_code == 0 and all(opt in helped.output for opt in ("--index", "--host", "--port", "/query"))
+    refused = runner.invoke(cli, ["serve", "--index", str(built_index), "--host", "0.0.0.0", "--port", "1"])
+    assert refused.exit_code == 1 and "serve_token" in refused.stderr
