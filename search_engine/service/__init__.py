@@ -34,6 +34,7 @@ from typing import Literal, Optional
 
 import numpy as np
 from fastapi import FastAPI, Query, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -188,6 +189,10 @@ def create_app(engine, settings: Settings | None = None, *, warm_up: bool = True
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return error(422, "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc: Exception):
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     app.add_middleware(_Guard, token=settings.serve_token, max_bytes=max_bytes, limit_mb=settings.max_upload_mb)
 
     @app.get("/health")
@@ -237,11 +242,11 @@ def create_app(engine, settings: Settings | None = None, *, warm_up: bool = True
         return found[file_id]
 
     @app.get("/files/{file_id}")
-    def file(file_id: int):
+    def file(file_id: int = PathParam(..., ge=0, le=2**63 - 1)):
         return _file_row(_one(file_id))
 
     @app.get("/files/{file_id}/audio")
-    def audio(file_id: int, start: float = Query(0.0, ge=0), end: Optional[float] = Query(None, ge=0)):
+    def audio(file_id: int = PathParam(..., ge=0, le=2**63 - 1), start: float = Query(0.0, ge=0, allow_inf_nan=False), end: Optional[float] = Query(None, ge=0, allow_inf_nan=False)):
         f = _one(file_id)
         if end is not None and end <= start:
             return error(422, f"end ({end}) must be after start ({start})")
