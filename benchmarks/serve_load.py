@@ -186,6 +186,7 @@ def main() -> None:
     ap.add_argument("--extra", type=int, default=24, help="tunes indexed while the server answers")
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--out", default="serve_load")
+    ap.add_argument("--no-writer", action="store_true", help="quiet rounds only (no index run)")
     args = ap.parse_args()
     info = machine()
     print(f"machine: {info}", flush=True)
@@ -223,6 +224,9 @@ def main() -> None:
             lat, answers, wall = asyncio.run(one_round(url, clips, args.k))
             quiet.append(summarise(f"quiet {r + 1}", lat, answers, wall, {"": reference}, clips, rss_mib(server.pid), health(url)))
 
+        if args.no_writer:
+            write_result(args.out, {"command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]), "machine": info, "server_at_start": start_rss, "quiet_rounds": quiet})
+            return
         env = {**ENV, "AUDIO2VEC_COMMIT_EVERY_FILES": "2"}
         gen0 = health(url)["generation"]
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ import os
 import queue
 import re
 import secrets
+import sys
 import tempfile
 import threading
 from contextlib import asynccontextmanager
@@ -356,6 +357,21 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, log_
             f"--host {host} opens the index to other machines: set serve_token (config.yaml or "
             "AUDIO2VEC_SERVE_TOKEN) so that every request must carry it, or bind to 127.0.0.1"
         )
+    _few_malloc_arenas()
     with SearchEngine.open(settings=settings) as engine:
         app = create_app(engine, settings)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _few_malloc_arenas(n: int = 2) -> None:
+    """glibc: at most ``n`` malloc arenas (``MALLOC_ARENA_MAX``) unless the environment says
+    otherwise. Uploads are decoded in many request threads; with an arena per thread the
+    server's memory kept growing from round to round of a load test (benchmarks/serve_load.py)."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, n)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
