@@ -139,6 +139,7 @@ def summarise(name: str, lat: list[float], answers: list, wall: float, reference
         "throughput_per_s": round(len(clips) / wall, 1),
         "latency_ms": {q: round(float(np.percentile(ms, int(q[1:]))), 1) for q in ("p50", "p95", "p99")} | {"max": round(float(ms.max()), 1)},
         "server": server_mem,
+        "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
         "index_after": {k: health[k] for k in ("files", "segments", "generation")},
     }
     either = 0
@@ -253,7 +254,9 @@ def main() -> None:
             "benchmark": "serve_load",
             "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
             "machine": info,
-            "note": "2-core machine shared with other benchmarks; client (httpx, one asyncio loop), server and index run on the same cores",
+            "note": "2-core machine shared with other sessions' benchmarks; this one ran under nice -n 10, so a round that "
+            "stalls (p99 far above p95, low throughput, high loadavg) was starved by them; client (httpx, one asyncio loop), "
+            "server and index run share the same cores",
             "setup": {
                 "library_tunes": args.library, "tune_s": args.tune_s, "extra_tunes_indexed_while_serving": args.extra,
                 "clips": args.clips, "clip_s": args.seconds, "k": args.k,
