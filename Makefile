@@ -4,9 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Debian's Chromium and its chromedriver, for the page's browser test (tests/test_browser.py);
+# installed once, as root (no sudo), when missing. Nothing is downloaded by the tests themselves.
+browser:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

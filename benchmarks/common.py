@@ -251,10 +251,10 @@ FREEDESKTOP_SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
 def oneshot_library(n: int = 10_000, seed: int = 0) -> list[Path]:
     """``n`` one-shot sound files of 0.05-2 s, as a sample library holds them (made once into the
     benchmark cache): pieces of the LMMS samples and freedesktop sounds (Debian packages
-    lmms-common and sound-theme-freedesktop, installed by ``make bench-data``), each cut at a random
-    place to a random length, re-pitched by up to ±5 semitones and faded out, written as 16-bit WAV
-    (80 %), FLAC (10 %) or Ogg Vorbis (10 %) at 44.1 or 48 kHz, mono or stereo. Every file's bytes
-    differ, so each is decoded and embedded."""
+    lmms-common and sound-theme-freedesktop), each cut at a random
+    place to a random length, re-pitched by up to ±5 semitones and faded out (a tone where a source
+    ends too soon), written as 16-bit WAV (80 %), FLAC (10 %) or Ogg Vorbis (10 %) at 44.1 or
+    48 kHz, mono or stereo. Every file's bytes differ, so each is decoded and embedded."""
     import numpy as np
     import soundfile as sf
     import soxr
@@ -262,13 +262,13 @@ def oneshot_library(n: int = 10_000, seed: int = 0) -> list[Path]:
     from search_engine.audio import load
     from search_engine.errors import DecodeError
 
+    require_debian_package("lmms-common", LMMS_SAMPLES)
+    require_debian_package("sound-theme-freedesktop", FREEDESKTOP_SOUNDS)
     out = CACHE / f"oneshots_{n}_{seed}"
     done = out / "done"
     if done.exists():
         return sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac", ".ogg"))
     sources = sorted(p for p in LMMS_SAMPLES.rglob("*") if p.suffix in (".ogg", ".wav", ".flac")) + sorted(FREEDESKTOP_SOUNDS.glob("*.oga"))
-    if not sources:
-        raise SystemExit(f"no one-shot sources under {LMMS_SAMPLES} or {FREEDESKTOP_SOUNDS}: run `make bench-data`")
     rng = np.random.default_rng(seed)
     pool = []
     for p in sources:

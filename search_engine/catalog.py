@@ -300,6 +300,18 @@ class Catalog:
                 s.scalars(select(File).where((File.path == prefix) | (func.substr(File.path, 1, len(folder)) == folder)))
             )
 
+    def list_files(self, under: str | None = None, *, limit: int = 100, offset: int = 0) -> tuple[int, list[File]]:
+        """A page of the files (all, or those :meth:`files_under` ``under``) in path order, and how
+        many there are in all: ``(total, files[offset : offset + limit])``."""
+        where = []
+        if under:
+            folder = under.rstrip("/") + "/"
+            where = [(File.path == under) | (func.substr(File.path, 1, len(folder)) == folder)]
+        with self.Session() as s:
+            total = s.scalar(select(func.count(File.id)).where(*where))
+            rows = list(s.scalars(select(File).where(*where).order_by(File.path).limit(limit).offset(offset)))
+        return int(total), rows
+
     def files_by_id(self, ids: Iterable[int], session: Session | None = None) -> dict[int, File]:
         ids = [int(i) for i in ids]
         with self._maybe(session) as s:

@@ -162,17 +162,7 @@ def query(
         results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
     for res in results:
         if as_json:
-            line = {"query": res.query}
-            if res.matched is not None:
-                line["matched"] = res.matched
-            line["results"] = [
-                {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
-                | ({"matched": m.matched} if m.matched is not None else {})
-                for m in res.matches
-            ]
-            if res.error:
-                line["error"] = res.error
-            print(json.dumps(line), flush=True)
+            print(json.dumps(res.as_dict()), flush=True)
         else:
             _print_table(res)
     if any(r.error for r in results):
@@ -435,6 +425,35 @@ def train(
     cfg = TrainConfig(objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed)
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2)
+    except Audio2VecError as exc:
+        raise _fail(exc)
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Another than loopback needs serve_token (config) set.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="TCP port.")] = 8000,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+) -> None:
+    """Serve the index over HTTP: the search page at http://HOST:PORT/ and a JSON API.
+
+    Models are loaded once; the index is only read, so `audio2vec index` can go on adding files
+    meanwhile and each of its commits is seen by the next query. Endpoints: GET /health;
+    POST /query (multipart field `clip`; ?k=&mode=match|similar) answers with the object of one
+    `query --json` line; GET /similar?path=&k=; GET /files?under=&limit=&offset=; GET /files/ID;
+    GET /files/ID/audio?start=&end= (a passage as WAV). Errors are 4xx with {"error": "..."}.
+    Uploads over max_upload_mb (config) are refused (413). With serve_token set, every request
+    must carry it (Authorization: Bearer TOKEN, or ?token=TOKEN).
+    """
+    from .errors import Audio2VecError
+    from .service import serve as run_server
+
+    try:
+        settings = _settings(index, config, catalog_url=catalog_url)
+        _err(f"serving {settings.index_dir} on http://{host}:{port}/ (Ctrl-C stops)")
+        run_server(settings, host=host, port=port)
     except Audio2VecError as exc:
         raise _fail(exc)
 

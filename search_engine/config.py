@@ -69,6 +69,11 @@ class Settings:
     #: indexing processes that decode files while the main one runs the encoder (1: no extra
     #: process; 0: one per core)
     workers: int = 0
+    #: ``audio2vec serve``: uploads larger than this many megabytes (MiB) are refused (413)
+    max_upload_mb: float = 50.0
+    #: ``audio2vec serve``: a token every request must carry (``Authorization: Bearer TOKEN``, or
+    #: ``?token=``); empty: none, and then the server only binds to a loopback address
+    serve_token: str = ""
 
     def replace(self, **changes: Any) -> "Settings":
         """Return a copy with some fields changed (``None`` values are ignored)."""
@@ -108,6 +113,8 @@ def _validated(settings: Settings) -> Settings:
         raise ParameterError(f"large_index_factory {settings.large_index_factory!r}: the only placeholder is {{nlist}} ({exc})") from None
     if not 0 <= settings.min_confidence <= 1:
         raise ParameterError(f"min_confidence must be within 0..1, got {settings.min_confidence}")
+    if settings.max_upload_mb <= 0:
+        raise ParameterError(f"max_upload_mb must be > 0, got {settings.max_upload_mb}")
     if settings.segment_hop_s <= 0:
         raise ParameterError(f"segment_hop_s must be > 0 seconds, got {settings.segment_hop_s}")
     return settings

@@ -641,7 +641,7 @@ class SearchEngine:
                 res.timings["search"] = per_clip["search"]
                 res.matches = self._match(vecs, ids, k, res.timings)
             else:
-                res.matches = self._similar(vecs, whole, k, res.timings)
+                res.matches = self._similar(pool(vecs[:: self.settings.query_phases]), whole, k, res.timings)
             if mode == "match":
                 threshold = self.match_threshold(duration_s)
                 res.matches = [dataclasses.replace(m, matched=m.distance <= threshold) for m in res.matches]
@@ -704,12 +704,27 @@ class SearchEngine:
         timings["aggregate"] = time.perf_counter() - t1
         return out
 
-    def _similar(self, q: np.ndarray, whole: np.ndarray | None, k: int, timings: dict) -> list[Match]:
+    def similar_to(self, path: str | os.PathLike, *, k: int | None = None) -> QueryResult:
+        """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the
+        same as ``query_batch([path], mode="similar")`` would give (the file itself first, at
+        distance 0). Raises :class:`ParameterError` if ``path`` is not in the index."""
+        self.refresh()
+        files = self.catalog.files_by_path([path_key(path)]) or self.catalog.files_by_path([str(path)])
+        if not files:
+            raise ParameterError(f"{path}: not in the index")
+        f = next(iter(files.values()))
+        res = QueryResult(query=f.path)
+        segs = self.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
+        v = pool(segs)
+        whole = self.wholes.reconstruct(np.array([f.id], dtype=np.int64))[0] if self.whole_encoder is not None else None
+        res.matches = self._similar(v, whole, k or self.settings.k, res.timings)
+        return res
+
+    def _similar(self, v: np.ndarray, whole: np.ndarray | None, k: int, timings: dict) -> list[Match]:
         """Recordings nearest to the clip's whole-sound vector ``whole`` (None: an older index,
-        whose whole vectors are pooled segment vectors); each one's segment nearest to the clip's
-        pooled window vectors ``q`` gives the offset."""
+        whose whole vectors are pooled segment vectors); each one's segment nearest to ``v``, the
+        clip's pooled segment-hop window vectors (as an indexed file's segments), gives the offset."""
         t0 = time.perf_counter()
-        v = pool(q[:: self.settings.query_phases])  # the segment-hop windows: as an indexed file's segments
         dist, ids = self.wholes.search((v if whole is None else whole)[None], k)
         t1 = time.perf_counter()
         found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]

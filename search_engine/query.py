@@ -54,6 +54,23 @@ class QueryResult:
     #: was found in the library (``False``: in no indexed recording); ``None`` in ``similar`` mode
     matched: bool | None = None
 
+    def as_dict(self) -> dict:
+        """The JSON object of this answer, as ``audio2vec query --json`` prints it (one line) and
+        ``audio2vec serve`` returns it: ``{"query", "matched"?, "results": [{"rank", "path",
+        "distance", "offset_s", "matched"?}], "error"?}``; ``matched`` only in ``match`` mode,
+        ``error`` only for a clip that could not be read."""
+        line: dict = {"query": self.query}
+        if self.matched is not None:
+            line["matched"] = self.matched
+        line["results"] = [
+            {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
+            | ({"matched": m.matched} if m.matched is not None else {})
+            for m in self.matches
+        ]
+        if self.error:
+            line["error"] = self.error
+        return line
+
 
 @dataclass
 class Classification:

@@ -1,0 +1,138 @@
+"""The search page in Debian's headless Chromium (selenium + the system chromedriver): upload a
+clip, see the right first result, play its passage; "not found" and "more like this".
+
+Needs the Debian packages chromium and chromium-driver (`make install` installs them); nothing is
+downloaded. Set AUDIO2VEC_SCREENSHOT=FILE.png to save a picture of the page after the first query.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from synth import SR, tune
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (make install installs them)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(built_index):
+    import uvicorn
+
+    from search_engine import SearchEngine
+    from search_engine.service import create_app
+
+    with SearchEngine.open(built_index) as engine:
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+        "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, what, timeout=60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: what(d))
+
+
+def first_row(driver):
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
+    return rows[0] if rows else None
+
+
+def test_upload_find_and_play(server, browser, library, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    path, y = list(library.items())[4]
+    clip = tmp_path / "from tune four.wav"
+    sf.write(clip, y[6 * SR : 9 * SR], SR)
+    browser.get(server)
+    wait_for(browser, lambda d: "recordings" in d.find_element(By.ID, "index-info").text)
+    browser.find_element(By.ID, "clip-input").send_keys(str(clip))
+    row = wait_for(browser, lambda d: first_row(d) if first_row(d) and "results for" in d.find_element(By.ID, "status").text else None)
+    assert row.find_element(By.CSS_SELECTOR, ".path").text == path
+    assert "matched" in row.find_element(By.CSS_SELECTOR, ".found").text
+    verdict = browser.find_element(By.ID, "verdict")
+    assert "found" in verdict.get_attribute("class").split() and "Found" in verdict.text
+    # the spectrogram is drawn and the matched region marked
+    wait_for(browser, lambda d: d.execute_script("return !document.querySelector('#picture').hidden && !document.querySelector('#region').hidden"))
+    if os.environ.get("AUDIO2VEC_SCREENSHOT"):
+        browser.save_screenshot(os.environ["AUDIO2VEC_SCREENSHOT"])
+    row.find_element(By.CSS_SELECTOR, ".play").click()
+    wait_for(browser, lambda d: d.execute_script("return document.querySelector('#player').readyState") >= 2)
+    src = browser.execute_script("return document.querySelector('#player').currentSrc")
+    from urllib.parse import parse_qs, urlparse
+
+    asked = parse_qs(urlparse(src).query)
+    assert urlparse(src).path.endswith("/audio") and float(asked["start"][0]) == pytest.approx(6.0, abs=0.05)
+    assert browser.execute_script("return document.querySelector('#player').duration") == pytest.approx(3.0, abs=0.1)
+    # keyboard: l = more like this for the selected result
+    browser.find_element(By.TAG_NAME, "body").send_keys("l")
+    wait_for(browser, lambda d: "· similar ·" in d.find_element(By.ID, "status").text)
+    assert first_row(browser).find_element(By.CSS_SELECTOR, ".path").text == path  # itself, at distance 0
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+
+
+def test_not_found_is_said_clearly(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    clip = tmp_path / "outsider.wav"
+    sf.write(clip, tune(4242, 4.0), SR)
+    browser.get(server)
+    browser.find_element(By.ID, "clip-input").send_keys(str(clip))
+    verdict = wait_for(browser, lambda d: d.find_element(By.ID, "verdict") if "results for outsider.wav" in d.find_element(By.ID, "status").text else None)
+    assert "not-found" in verdict.get_attribute("class").split() and verdict.text.startswith("Not found")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"no sound in here" * 10)
+    browser.find_element(By.ID, "clip-input").send_keys(str(bad))
+    status = wait_for(browser, lambda d: d.find_element(By.ID, "status") if "error" in d.find_element(By.ID, "status").get_attribute("class") else None)
+    assert status.text.startswith("broken.wav: ") and browser.find_element(By.ID, "results").get_attribute("hidden")
