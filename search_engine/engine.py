@@ -41,8 +41,14 @@ from .query import (
     Comparison,
     Match,
     QueryResult,
+    aligned_nearest,
+    alignment_support,
     best_alignment_per_recording,
     best_offset,
+    claim_confidence,
+    claim_features,
+    clip_level_db,
+    neighbour_background,
     pool,
     vote_alignments,
     weighted_vote,
@@ -607,7 +613,7 @@ class SearchEngine:
                 t1 = time.perf_counter()
                 x, _ = self.encoder.windows(y, hop_frames=self.query_hop_frames, source=name)
                 whole = self._whole_of(name, y) if mode == "similar" and self.whole_encoder is not None else None
-                prepared.append((res, x, len(y) / self.sample_rate_hz, whole))
+                prepared.append((res, x, len(y) / self.sample_rate_hz, whole, clip_level_db(y)))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
                 if raise_errors:
@@ -616,19 +622,43 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        z = self.encoder.encode_windows(np.concatenate([x for _, x, _, _ in prepared]), batch_size=self.settings.batch_size)
+        z = self.encoder.encode_windows(np.concatenate([x for _, x, *_ in prepared]), batch_size=self.settings.batch_size)
         per_clip = (time.perf_counter() - t0) / len(prepared)
         pos = 0
-        for res, x, duration_s, whole in prepared:
+        for res, x, duration_s, whole, level_db in prepared:
             vecs = z[pos : pos + len(x)]
             pos += len(x)
             res.timings["encoder"] = per_clip
-            res.matches = self._match(vecs, k, res.timings) if mode == "match" else self._similar(vecs, whole, k, res.timings)
             if mode == "match":
-                threshold = self.match_threshold(duration_s)
-                res.matches = [dataclasses.replace(m, matched=m.distance <= threshold) for m in res.matches]
+                res.matches, res.features = self._match(vecs, k, res.timings, duration_s=duration_s, level_db=level_db)
+                res.matches = self._decide(res.matches, res.features, duration_s)
                 res.matched = bool(res.matches) and res.matches[0].matched
+                res.confidence = res.matches[0].confidence if res.matches else None
+            else:
+                res.matches = self._similar(vecs, whole, k, res.timings)
         return results
+
+    @property
+    def match_decision(self) -> dict | None:
+        """The model's fitted claim decision (``match_decision`` in its config.json: a logistic
+        regression over :func:`~search_engine.query.claim_basis` and the operating point
+        ``threshold``), or None for a model calibrated with distance thresholds only."""
+        return self.encoder.config.get("match_decision")
+
+    def _decide(self, matches: list[Match], features: list[dict], duration_s: float, library_hours: float | None = None) -> list[Match]:
+        """``matched`` and ``confidence`` of each match: confidence from the model's fitted
+        decision, matched when it reaches the decision's operating point; a model without one, or
+        ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
+        decision = self.match_decision
+        out = []
+        for m, f in zip(matches, features):
+            conf = round(claim_confidence(f, decision), 4) if decision else None
+            if decision and not self.settings.match_threshold:
+                ok = conf >= decision["threshold"]
+            else:
+                ok = m.distance <= self.match_threshold(duration_s, library_hours)
+            out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
+        return out
 
     def match_threshold(self, duration_s: float, library_hours: float | None = None) -> float:
         """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.
@@ -651,10 +681,12 @@ class SearchEngine:
         hours = len(self.segments) * self.segment_hop_s / 3600 if library_hours is None else library_hours
         return _log_interp(hours, {h: _log_interp(duration_s, by_length) for h, by_length in table.items()})
 
-    def _match(self, q: np.ndarray, k: int, timings: dict) -> list[Match]:
+    def _match(self, q: np.ndarray, k: int, timings: dict, *, duration_s: float, level_db: float) -> tuple[list[Match], list[dict]]:
+        """The ``k`` recordings whose best alignment with the clip's windows ``q`` is nearest, and
+        each one's claim features (:func:`~search_engine.query.claim_features`)."""
         phases = self.settings.query_phases
         t0 = time.perf_counter()
-        _, ids = self.segments.search(q, self.settings.neighbours)
+        dist, ids = self.segments.search(q, self.settings.neighbours)
         t1 = time.perf_counter()
         rows, within = self.blocks.locate(ids)
         scored = []
@@ -668,15 +700,22 @@ class SearchEngine:
             found = best_offset(peak, distance, len(q), int(self.blocks.counts[row]), phases=phases)
             if found is not None:
                 scored.append(Alignment(row, *found))
-        best = best_alignment_per_recording(scored, k)
+        ranked = best_alignment_per_recording(scored, max(k, 2))  # the second recording gives the margin
+        best = ranked[:k]
         files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
         hop_s = self.segment_hop_s / phases
         out = []
         for rank, a in enumerate(best, 1):
             f = files[int(self.blocks.file_ids[a.row])]
             out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows))
+        dist = np.where(ids >= 0, dist, np.inf)
+        background = neighbour_background(dist)
+        nearest = [aligned_nearest(dist, a.offset, phases=phases) for a in ranked]
+        support = [alignment_support(rows, within, a.row, a.offset, phases=phases, hop_s=hop_s) for a in ranked]
+        features = claim_features(np.array([a.distance for a in ranked]), background=background, nearest=nearest,
+                                  support=support, duration_s=duration_s, level_db=level_db)[: len(best)]
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
-        return out
+        return out, features
 
     def _similar(self, q: np.ndarray, whole: np.ndarray | None, k: int, timings: dict) -> list[Match]:
         """Recordings nearest to the clip's whole-sound vector ``whole`` (None: an older index,
