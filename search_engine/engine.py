@@ -533,9 +533,10 @@ class SearchEngine:
 
     def compare(self, a, b) -> Comparison:
         """How alike two clips are: their ``similar`` distance, and whether the longer one
-        contains the shorter (``match``: the best exactly aligned mean distance, at or below
-        :meth:`match_threshold` for the shorter clip's length in a library as long as the longer
-        one) and where."""
+        contains the shorter and where: the ``match`` decision (:meth:`query_batch`) with the
+        longer clip as the whole library (the best exactly aligned mean distance, and the same
+        claim features and confidence; without a fitted decision, at or below
+        :meth:`match_threshold` for the shorter clip's length in a library as long as the longer)."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         similar = float(np.linalg.norm(self._whole_of(na, ya) - self._whole_of(nb, yb)))
         (outer, yo), (inner, y) = ((na, ya), (nb, yb)) if len(ya) >= len(yb) else ((nb, yb), (na, ya))
@@ -547,11 +548,26 @@ class SearchEngine:
             return np.linalg.norm(q[qi] - seg[s], axis=1)
 
         found = [best_offset(peak, distance, len(q), len(seg), phases=phases) for peak in range(-len(q), len(seg) * phases + phases, phases // 2)]
-        offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
+        offset, match, windows = min((f for f in found if f is not None), key=lambda f: f[1])
+        # the k-NN of the match path, the longer clip's segments as the library
+        qq, ss = q.astype(np.float64), seg.astype(np.float64)
+        full = np.sqrt(np.maximum((qq**2).sum(1)[:, None] + (ss**2).sum(1)[None, :] - 2 * qq @ ss.T, 0.0))
+        kn = min(self.settings.neighbours, len(seg))
+        within = np.argsort(full, axis=1, kind="stable")[:, :kn]
+        dist = np.take_along_axis(full, within, axis=1)
+        hop_s = self.segment_hop_s / phases
+        duration_s = len(y) / self.sample_rate_hz
+        features = claim_features(
+            np.array([match]), background=neighbour_background(dist), nearest=[aligned_nearest(dist, offset, phases=phases)],
+            support=[alignment_support(np.zeros_like(within), within, 0, offset, phases=phases, hop_s=hop_s)],
+            duration_s=duration_s, level_db=clip_level_db(y),
+        )
+        decided = self._decide([Match(1, outer, match, offset * hop_s, len(yo) / self.sample_rate_hz, 0, windows)], features,
+                               duration_s, len(yo) / self.sample_rate_hz / 3600)[0]
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
-            contains=match <= self.match_threshold(len(y) / self.sample_rate_hz, len(yo) / self.sample_rate_hz / 3600), container=outer, contained=inner,
-            offset_s=round(offset * self.segment_hop_s / phases, 3),
+            contains=decided.matched, container=outer, contained=inner,
+            offset_s=round(offset * hop_s, 3), confidence=decided.confidence,
         )
 
     def classify(self, clips: Sequence, *, k: int | None = None) -> list[Classification]:

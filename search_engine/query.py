@@ -303,8 +303,9 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
 
     Returns
     -------
-    ``agree``: share (0..1) of the clip's windows with a neighbour within ±``phases / 2`` hops of
-    the fitted line; ``spread_s``: root mean square distance (seconds) of the kept proposals from
+    ``agree``: share (0..1) of the clip's windows with a neighbour within ±``3 phases / 4`` hops of
+    the fitted line (a window votes for its nearer segment: up to half a segment hop off, plus
+    the line's own error); ``spread_s``: root mean square distance (seconds) of the kept proposals from
     the line (0: perfectly straight), ``phases * hop_s`` (one segment hop) when fewer than three
     windows agree.
     """
@@ -319,7 +320,7 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
     best_dev = dev[i, pick]
     near = best_dev <= phases + n / 10
     if near.sum() < 3:
-        return float(np.mean(best_dev <= phases / 2)), float(phases * hop_s)
+        return float(np.mean(best_dev <= 0.75 * phases)), float(phases * hop_s)
     x, y = i[near].astype(np.float64), off[i, pick][near]
     if np.ptp(x) > 0:
         b, a = np.polyfit(x, y, 1)
@@ -328,7 +329,7 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
     resid = y - (a + b * x)
     # agreement with the line: any neighbour of the window within half a segment hop of it
     line = a + b * i
-    agree = np.any((rows == row) & (np.abs(off - line[:, None]) <= phases / 2), axis=1)
+    agree = np.any((rows == row) & (np.abs(off - line[:, None]) <= 0.75 * phases), axis=1)
     return float(agree.mean()), float(np.sqrt(np.mean(resid**2)) * hop_s)
 
 
