@@ -237,7 +237,7 @@ def degrade(cond: str, clip: np.ndarray, noise: list[np.ndarray], rng) -> np.nda
 
 # --- collect ------------------------------------------------------------------------------------
 
-def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions) -> Path:
+def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "") -> Path:
     from indexer import Indexer
     from search_engine import SearchEngine
 
@@ -267,10 +267,8 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                     clips += [("outside", src, str(Path(p).resolve()), None, s, t) for t in cut(y, s, per_file_out, rng)]
         audio_cache: dict[str, np.ndarray] = {}
 
-        def audio(path):
+        def audio(path):  # every file is decoded once and kept (the plan visits them in random order)
             if path not in audio_cache:
-                if len(audio_cache) > 8:
-                    audio_cache.clear()
                 audio_cache[path] = load16(path)
             return audio_cache[path]
 
@@ -279,7 +277,14 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
             y = load16(fast)
             for s in DURATIONS:
                 plan += [(("inside", "stk_fast", str(fast.resolve()), str(base.resolve()), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
-        plan.sort(key=lambda pc: (pc[1], pc[0][2]))  # condition by condition (codecs run per batch), file by file
+        # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
+        plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))]
+        out = CACHE / f"claims_{split}_{model}{tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = {"split": split, "model_id": engine.encoder.model_id, "library_hours": round(report.audio_s / 3600, 3),
+                  "library_files": len(data["library"]), "seed": seed, "planned": len(plan),
+                  "data": {k: [str(p) for p in v] for k, v in data["outsiders"].items()},
+                  "noise": [str(p) for p in data["noise"]]}
         t0 = time.perf_counter()
         batch_size = 32
         for b in range(0, len(plan), batch_size):
@@ -304,25 +309,28 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                     "top_in_library": bool(top is not None and top.path in lib_paths),
                     "threshold_matched": bool(top is not None and top.distance <= engine.match_threshold(s)), "features": a.features[0] if a.features else None,
                 })
-            if b // batch_size % 20 == 0:
-                done = b + len(chunk)
-                print(f"[{split}] {done}/{len(plan)} clips, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        model_id = engine.encoder.model_id
-        hours = report.audio_s / 3600
+            if b // batch_size % 10 == 9 or b + batch_size >= len(plan):
+                print(f"[{split}] {len(records)}/{len(plan)} clips, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                tmp_out = out.with_suffix(".part")
+                tmp_out.write_text(json.dumps({**header, "records": records}))
+                tmp_out.replace(out)
         engine.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    out = CACHE / f"claims_{split}_{model}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"split": split, "model_id": model_id, "library_hours": round(hours, 3),
-                               "library_files": len(data["library"]), "seed": seed,
-                               "data": {k: [str(p) for p in v] for k, v in data["outsiders"].items()},
-                               "noise": [str(p) for p in data["noise"]], "records": records}))
     print(f"[{split}] wrote {out} ({len(records)} clips)", file=sys.stderr)
     return out
 
 
 # --- fit ----------------------------------------------------------------------------------------
+
+def load_split(split: str, model: str) -> dict | None:
+    """The collected clips of a split: its first run and any tagged runs (``--tag``) merged."""
+    paths = sorted(CACHE.glob(f"claims_{split}_{model}*.json"))
+    if not paths:
+        return None
+    runs = [json.loads(p.read_text()) for p in paths]
+    return {**runs[0], "records": [r for run in runs for r in run["records"]], "runs": [p.name for p in paths]}
+
 
 def _xy(records) -> tuple[np.ndarray, np.ndarray, list]:
     from search_engine.query import claim_basis
@@ -373,7 +381,7 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
 def fit(model: str, target: float, write: bool) -> dict:
     from search_engine.audio2vec.encoder import Encoder, bundled_model
 
-    fit_data = json.loads((CACHE / f"claims_fit_{model}.json").read_text())
+    fit_data = load_split("fit", model)
     X, y, rec = _xy(fit_data["records"])
     outside = np.array([r["kind"] == "outside" for r in rec])
     # outsiders and insiders weigh the same in total, whatever their counts
@@ -432,10 +440,9 @@ def report(model: str, plot: bool) -> dict:
            "operating_point": decision["threshold"], "target_false_claims": decision["target_false_claims"], "splits": {}}
     curves = {}
     for split in ("fit", "report"):
-        path = CACHE / f"claims_{split}_{model}.json"
-        if not path.exists():
+        data = load_split(split, model)
+        if data is None:
             continue
-        data = json.loads(path.read_text())
         rec = data["records"]
         conf = confidences(rec, decision)
         claimed = conf >= decision["threshold"]
@@ -523,6 +530,7 @@ def main(argv=None) -> int:
     c.add_argument("--per-file-outside", type=int, default=4)
     c.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--tag", default="", help="suffix of the cache file: more clips of a split (other --seed) kept beside the first run's")
     f = sub.add_parser("fit")
     f.add_argument("--target", type=float, default=0.01)
     f.add_argument("--write", action="store_true")
@@ -532,7 +540,7 @@ def main(argv=None) -> int:
         p.add_argument("--model", default="default")
     args = ap.parse_args(argv)
     if args.step == "collect":
-        collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions)
+        collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag)
     elif args.step == "fit":
         fit(args.model, args.target, args.write)
     else:
