@@ -379,7 +379,7 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
 
 
 def fit(model: str, target: float, write: bool) -> dict:
-    from search_engine.audio2vec.encoder import Encoder, bundled_model
+    from search_engine.audio2vec.encoder import resolve_model_dir
 
     fit_data = load_split("fit", model)
     X, y, rec = _xy(fit_data["records"])
@@ -401,8 +401,7 @@ def fit(model: str, target: float, write: bool) -> dict:
                        "outsiders": int(outside.sum()), "library_hours": fit_data["library_hours"],
                        "false_claims": round(float(claimed[outside].mean()), 4)}
     if write:
-        folder = bundled_model(model) if bundled_model(model) else Path(model)
-        cfg_path = Path(folder) / "config.json"
+        cfg_path = resolve_model_dir(model) / "config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["match_decision"] = decision
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
@@ -431,10 +430,9 @@ def _cells(rec, claimed, old) -> dict:
 
 
 def report(model: str, plot: bool) -> dict:
-    from search_engine.audio2vec.encoder import Encoder, bundled_model
+    from search_engine.audio2vec.encoder import resolve_model_dir
 
-    folder = bundled_model(model) if bundled_model(model) else Path(model)
-    decision = json.loads((Path(folder) / "config.json").read_text())["match_decision"]
+    decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
     out = {"benchmark": "claims", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
            "command": "python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report",
            "operating_point": decision["threshold"], "target_false_claims": decision["target_false_claims"], "splits": {}}
