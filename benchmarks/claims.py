@@ -456,6 +456,7 @@ def report(model: str, plot: bool) -> dict:
             "claimed_right": round(float(np.mean(right[inside] & claimed[inside])), 4),
             "claimed_right_threshold": round(float(np.mean(right[inside] & old[inside])), 4),
             "false_claims": round(float(claimed[~inside].mean()), 4), "false_claims_n": int(claimed[~inside].sum()),
+            "false_claims_upper95": round(_upper95(int(claimed[~inside].sum()), int((~inside).sum())), 4),
             "false_claims_threshold": round(float(old[~inside].mean()), 4),
             "per_length": {}, "cells": _cells(rec, claimed, old),
         }
@@ -481,10 +482,18 @@ def report(model: str, plot: bool) -> dict:
     return out
 
 
+def _upper95(k: int, n: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound of a rate seen ``k`` times in ``n``."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(0.95, k + 1, n - k))
+
+
 def _table(split: str, s: dict) -> str:
     lines = [f"[{split}] library {s['library_files']} files ({s['library_hours']} h); {s['outsiders']} outsider clips {s['outsiders_by_source']}",
              f"overall: top-1 {s['top1']:.4f}  claimed-and-right {s['claimed_right']:.4f} (distance threshold: {s['claimed_right_threshold']:.4f})  "
-             f"false claims {s['false_claims_n']}/{s['outsiders']} = {s['false_claims']:.4f} (threshold: {s['false_claims_threshold']:.4f})",
+             f"false claims {s['false_claims_n']}/{s['outsiders']} = {s['false_claims']:.4f}, 95 % upper bound {s['false_claims_upper95']:.4f} (threshold: {s['false_claims_threshold']:.4f})",
+             "per length: " + "; ".join(f"{k}: top-1 {v['top1']:.4f}, claimed-and-right {v['claimed_right']:.4f}, false claims {v['false_claims']:.4f} of {v['outsiders']}" for k, v in s["per_length"].items()),
              f"{'cell':<18}{'n':>5}{'top1':>8}{'claimed':>9}{'thresh':>8}{'out':>6}{'false':>8}{'f.thr':>8}"]
     for key, c in s["cells"].items():
         lines.append(f"{key:<18}{c['queries']:>5}{c['top1'] if c['top1'] is not None else float('nan'):>8.3f}{c['claimed_right'] if c['claimed_right'] is not None else float('nan'):>9.3f}"
