@@ -379,6 +379,8 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
 
 
 def fit(model: str, target: float, write: bool) -> dict:
+    from search_engine.query import claim_threshold
+
     from search_engine.audio2vec.encoder import resolve_model_dir
 
     fit_data = load_split("fit", model)
@@ -388,11 +390,13 @@ def fit(model: str, target: float, write: bool) -> dict:
     w = np.where(outside, 0.5 / outside.mean(), 0.5 / (1 - outside.mean()))
     decision = fit_logistic(X, y, weights=w)
     conf = confidences(rec, decision)
-    decision["threshold"] = round(operating_point(conf[outside], target), 6)
+    # one operating point for all lengths: per-length points (``thresholds``, which the engine also
+    # reads) rest on half the outsiders each, and on the fit split claimed fewer clips at the same rate
+    decision["threshold"] = float(np.ceil(operating_point(conf[outside], target) * 1e6) / 1e6)
     decision["basis"] = ["distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
                          "distance*log_duration", "margin*log_duration", "agree*log_duration"]
-    claimed = conf >= decision["threshold"]
-    print(f"fit: {len(rec)} clips ({outside.sum()} outsiders); threshold {decision['threshold']:.4f}: "
+    claimed = conf >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    print(f"fit: {len(rec)} clips ({outside.sum()} outsiders); threshold {decision['threshold']}: "
           f"false claims {claimed[outside].mean():.4f}, claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} "
           f"(top-1 {y[~outside].mean():.4f})", file=sys.stderr)
     decision["target_false_claims"] = target
@@ -430,12 +434,14 @@ def _cells(rec, claimed, old) -> dict:
 
 
 def report(model: str, plot: bool) -> dict:
+    from search_engine.query import claim_threshold
+
     from search_engine.audio2vec.encoder import resolve_model_dir
 
     decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
     out = {"benchmark": "claims", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
            "command": "python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report",
-           "operating_point": decision["threshold"], "target_false_claims": decision["target_false_claims"], "splits": {}}
+           "operating_point": decision.get("thresholds", decision["threshold"]), "target_false_claims": decision["target_false_claims"], "splits": {}}
     curves = {}
     for split in ("fit", "report"):
         data = load_split(split, model)
@@ -443,7 +449,8 @@ def report(model: str, plot: bool) -> dict:
             continue
         rec = data["records"]
         conf = confidences(rec, decision)
-        claimed = conf >= decision["threshold"]
+        need = np.array([claim_threshold(decision, r["features"]["duration_s"]) if r["features"] else 1.0 for r in rec])
+        claimed = conf >= need
         old = np.array([r["threshold_matched"] for r in rec])
         inside = np.array([r["kind"] == "inside" for r in rec])
         right = np.array([r["right"] for r in rec])
@@ -465,10 +472,16 @@ def report(model: str, plot: bool) -> dict:
             m_out = ~inside & np.array([r["seconds"] == d for r in rec])
             s["per_length"][f"{d:g}s"] = {"top1": round(float(right[m_in].mean()), 4), "claimed_right": round(float(np.mean(right[m_in] & claimed[m_in])), 4),
                                          "false_claims": round(float(claimed[m_out].mean()), 4), "outsiders": int(m_out.sum())}
-        # the curve: claimed-and-right against false claims over all thresholds
-        ts = np.unique(np.concatenate([conf, [decision["threshold"]]]))
-        o, i_conf, i_right = conf[~inside], conf[inside], right[inside]
-        o_sorted, ir = np.sort(o), None
+        # the curve: claimed-and-right against false claims as every length's operating point moves
+        # together (in log-odds: score 0 is the shipped point)
+        def logit(p):
+            p = np.clip(p, 1e-9, 1 - 1e-9)
+            return np.log(p / (1 - p))
+
+        score = logit(conf) - logit(need)
+        ts = np.unique(np.concatenate([score, [0.0]]))
+        o, i_conf, i_right = score[~inside], score[inside], right[inside]
+        o_sorted = np.sort(o)
         fc = 1 - np.searchsorted(o_sorted, ts, side="left") / len(o_sorted)
         order = np.argsort(i_conf)
         ic_sorted, rr = i_conf[order], np.cumsum(i_right[order][::-1])[::-1]
@@ -478,7 +491,7 @@ def report(model: str, plot: bool) -> dict:
         print(_table(split, s), file=sys.stderr)
     write_result("claims", out)
     if plot and curves:
-        _plot(curves, decision["threshold"])
+        _plot(curves, decision.get("thresholds", decision["threshold"]))
     return out
 
 
@@ -502,7 +515,7 @@ def _table(split: str, s: dict) -> str:
     return "\n".join(lines)
 
 
-def _plot(curves: dict, threshold: float) -> None:
+def _plot(curves: dict, threshold) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -519,7 +532,8 @@ def _plot(curves: dict, threshold: float) -> None:
     ax.set_xlim(0, 100)
     ax.set_xlabel("false claims: outsider clips claimed (%)")
     ax.set_ylabel("claimed and right (share of in-library clips)")
-    ax.set_title(f"match claims: confidence ≥ {threshold:.3f} shipped")
+    shown = ", ".join(f"{k} s: {v:.3f}" for k, v in threshold.items()) if isinstance(threshold, dict) else f"{threshold:.3f}"
+    ax.set_title(f"match claims; shipped: confidence ≥ {shown}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

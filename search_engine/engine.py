@@ -47,6 +47,7 @@ from .query import (
     best_offset,
     claim_confidence,
     claim_features,
+    claim_threshold,
     clip_level_db,
     neighbour_background,
     pool,
@@ -658,7 +659,8 @@ class SearchEngine:
     def match_decision(self) -> dict | None:
         """The model's fitted claim decision (``match_decision`` in its config.json: a logistic
         regression over :func:`~search_engine.query.claim_basis` and the operating point
-        ``threshold``), or None for a model calibrated with distance thresholds only."""
+        ``threshold``, or ``thresholds`` per clip length: :func:`~search_engine.query.claim_threshold`),
+        or None for a model calibrated with distance thresholds only."""
         return self.encoder.config.get("match_decision")
 
     def _decide(self, matches: list[Match], features: list[dict], duration_s: float, library_hours: float | None = None) -> list[Match]:
@@ -670,7 +672,7 @@ class SearchEngine:
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= decision["threshold"]
+                ok = conf >= claim_threshold(decision, duration_s)
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))

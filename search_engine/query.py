@@ -401,3 +401,15 @@ def claim_confidence(f: dict, decision: dict) -> float:
     x = (claim_basis(f) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
     z = float(np.dot(x, decision["coef"]) + decision["intercept"])
     return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def claim_threshold(decision: dict, duration_s: float) -> float:
+    """The operating point of a fitted decision for a clip of ``duration_s`` seconds: the
+    confidence a claim needs. ``thresholds`` (``{seconds: confidence}``, each chosen so that at
+    most the target share of outsider clips of that length is claimed) interpolated in log
+    duration and held constant outside; else the one ``threshold``."""
+    table = decision.get("thresholds")
+    if not table:
+        return float(decision["threshold"])
+    xs, ys = zip(*sorted((float(k), float(v)) for k, v in table.items()))
+    return float(np.interp(np.log(max(duration_s, 1e-3)), np.log(xs), ys))
