@@ -487,7 +487,8 @@ def report(model: str, plot: bool) -> dict:
         ic_sorted, rr = i_conf[order], np.cumsum(i_right[order][::-1])[::-1]
         pos = np.searchsorted(ic_sorted, ts, side="left")
         cr = np.where(pos < len(rr), rr[np.minimum(pos, len(rr) - 1)], 0) / len(i_conf)
-        curves[split] = (fc, cr, s["false_claims"], s["claimed_right"], s["top1"])
+        order = np.argsort(-ts, kind="stable")  # strictest first: both rates only grow
+        curves[split] = (fc[order], cr[order], s["false_claims"], s["claimed_right"], s["top1"])
         print(_table(split, s), file=sys.stderr)
     write_result("claims", out)
     if plot and curves:
@@ -522,14 +523,14 @@ def _plot(curves: dict, threshold) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for split, (fc, cr, f0, c0, top1) in curves.items():
-        order = np.argsort(fc)
-        line, = ax.plot(fc[order] * 100, cr[order], label=f"{split} split (top-1 {top1:.3f})")
+    for n, (split, (fc, cr, f0, c0, top1)) in enumerate(curves.items()):
+        line, = ax.plot(fc * 100, cr, drawstyle="steps-post", label=f"{split} split")
+        ax.axhline(top1, color=line.get_color(), lw=0.8, ls=":", label=f"{split}: top-1 {top1:.3f}")
         ax.plot([f0 * 100], [c0], "o", color=line.get_color())
-        ax.annotate(f"shipped: {c0:.3f} at {f0 * 100:.2f} %", (f0 * 100, c0), textcoords="offset points", xytext=(8, -14), fontsize=8, color=line.get_color())
+        ax.annotate(f"{split}, shipped: {c0:.3f} at {f0 * 100:.2f} %", (f0 * 100, c0), textcoords="offset points", xytext=(10, -30 - 14 * n), fontsize=8, arrowprops={"arrowstyle": "-", "lw": 0.5}, color=line.get_color())
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(0, 100)
+    ax.set_xlim(0, 5)
+    ax.set_ylim(0.7, 1.0)
     ax.set_xlabel("false claims: outsider clips claimed (%)")
     ax.set_ylabel("claimed and right (share of in-library clips)")
     shown = ", ".join(f"{k} s: {v:.3f}" for k, v in threshold.items()) if isinstance(threshold, dict) else f"{threshold:.3f}"
