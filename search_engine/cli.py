@@ -151,12 +151,13 @@ def query(
     """Find the recordings nearest to each CLIP, ranked by Euclidean distance (smaller is nearer).
 
     With --json, stdout gets exactly one line per clip, in the order given:
-    {"query": CLIP, "matched": true, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true}, ...]}
+    {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true, "confidence": 0.99}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
-    offset_s is where in the recording the clip starts (seconds). matched (match mode): the
-    distance is within match_threshold, so the clip is in that recording; "matched": false at the
-    top means the clip is in no indexed recording (the nearest are still listed). Exit code 3 if
-    some clip failed.
+    offset_s is where in the recording the clip starts (seconds). matched (match mode): the clip
+    is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
+    recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
+    without a fitted decision); "matched": false at the top means the clip is in no indexed
+    recording (the nearest are still listed). Exit code 3 if some clip failed.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
         results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
@@ -181,12 +182,15 @@ def _print_table(res) -> None:
         return
     title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
     table = Table(title=title, title_justify="left")
-    for col, justify in (("rank", "right"), ("distance", "right"), ("offset", "right"), ("recording", "left")):
+    confident = any(m.confidence is not None for m in res.matches)
+    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for m in res.matches:
-        table.add_row(str(m.rank), f"{m.distance:.4f}", _clock(m.offset_s), one_line(m.path))
+        conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
+        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), one_line(m.path))
     if not res.matches:
-        table.add_row("-", "-", "-", "(index is empty)")
+        table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)
 
 
@@ -295,8 +299,9 @@ def compare(
     distance: Euclidean distance of the whole-sound vectors (as in --mode similar: what kind of
     sound). match distance: the shorter clip exactly aligned inside the longer (as in --mode
     match). Uses the index's model and settings when --index exists, so the numbers agree with
-    search results; else the bundled model. "contains" means the aligned distance is within the
-    match threshold for the shorter clip's length (calibrated; match_threshold in config overrides).
+    search results; else the bundled model. "contains" is the match decision of a query (the
+    longer clip as the library), with its confidence (calibrated probability, 0..1);
+    match_threshold in config overrides it with a distance threshold.
     """
     with _scratch_engine(index, config, model) as engine:
         c = engine.compare(a, b)
@@ -305,7 +310,8 @@ def compare(
         return
     print(f"distance {c.distance:.4f} (similar space: 0 = the same sound, larger = less alike, at most 2)")
     where = f"{c.contained} at {_clock(c.offset_s)} of {c.container}"
-    print(f"match distance {c.match_distance:.4f}: {'contains' if c.contains else 'does not contain'} ({where})")
+    conf = f", confidence {c.confidence:.3f}" if c.confidence is not None else ""
+    print(f"match distance {c.match_distance:.4f}: {'contains' if c.contains else 'does not contain'} ({where}{conf})")
 
 
 @app.command()

@@ -53,8 +53,9 @@ class Settings:
     candidates: int = 50
     #: results returned per clip
     k: int = 5
-    #: ``match`` queries and ``compare``: a best aligned distance at or below this means the clip is
-    #: in that recording (``matched``); 0 means the threshold calibrated with the model
+    #: ``match`` queries and ``compare``: 0 decides ``matched`` by the model's fitted decision
+    #: (``match_decision``, its ``confidence``); non-zero: a best aligned distance at or below this
+    #: means the clip is in that recording instead
     match_threshold: float = 0.0
     #: ``classify``: labelled neighbours that vote for a clip's label
     classify_k: int = 5

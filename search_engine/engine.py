@@ -40,9 +40,16 @@ from .query import (
     Comparison,
     Match,
     QueryResult,
+    aligned_nearest,
+    alignment_support,
     best_alignment_per_recording,
     best_offset,
     best_offsets,
+    claim_confidence,
+    claim_features,
+    claim_threshold,
+    clip_level_db,
+    neighbour_background,
     pool,
     vote_alignments,
     weighted_vote,
@@ -542,9 +549,10 @@ class SearchEngine:
 
     def compare(self, a, b) -> Comparison:
         """How alike two clips are: their ``similar`` distance, and whether the longer one
-        contains the shorter (``match``: the best exactly aligned mean distance, at or below
-        :meth:`match_threshold` for the shorter clip's length in a library as long as the longer
-        one) and where."""
+        contains the shorter and where: the ``match`` decision (:meth:`query_batch`) with the
+        longer clip as the whole library (the best exactly aligned mean distance, and the same
+        claim features and confidence; without a fitted decision, at or below
+        :meth:`match_threshold` for the shorter clip's length in a library as long as the longer)."""
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         similar = float(np.linalg.norm(self._whole_of(na, ya) - self._whole_of(nb, yb)))
         (outer, yo), (inner, y) = ((na, ya), (nb, yb)) if len(ya) >= len(yb) else ((nb, yb), (na, ya))
@@ -556,11 +564,26 @@ class SearchEngine:
             return np.linalg.norm(q[qi] - seg[s], axis=1)
 
         found = [best_offset(peak, distance, len(q), len(seg), phases=phases) for peak in range(-len(q), len(seg) * phases + phases, phases // 2)]
-        offset, match, _ = min((f for f in found if f is not None), key=lambda f: f[1])
+        offset, match, windows = min((f for f in found if f is not None), key=lambda f: f[1])
+        # the k-NN of the match path, the longer clip's segments as the library
+        qq, ss = q.astype(np.float64), seg.astype(np.float64)
+        full = np.sqrt(np.maximum((qq**2).sum(1)[:, None] + (ss**2).sum(1)[None, :] - 2 * qq @ ss.T, 0.0))
+        kn = min(self.settings.neighbours, len(seg))
+        within = np.argsort(full, axis=1, kind="stable")[:, :kn]
+        dist = np.take_along_axis(full, within, axis=1)
+        hop_s = self.segment_hop_s / phases
+        duration_s = len(y) / self.sample_rate_hz
+        features = claim_features(
+            np.array([match]), background=neighbour_background(dist), nearest=[aligned_nearest(dist, offset, phases=phases)],
+            support=[alignment_support(np.zeros_like(within), within, 0, offset, phases=phases, hop_s=hop_s)],
+            duration_s=duration_s, level_db=clip_level_db(y),
+        )
+        decided = self._decide([Match(1, outer, match, offset * hop_s, len(yo) / self.sample_rate_hz, 0, windows)], features,
+                               duration_s, len(yo) / self.sample_rate_hz / 3600)[0]
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
-            contains=match <= self.match_threshold(len(y) / self.sample_rate_hz, len(yo) / self.sample_rate_hz / 3600), container=outer, contained=inner,
-            offset_s=round(offset * self.segment_hop_s / phases, 3),
+            contains=decided.matched, container=outer, contained=inner,
+            offset_s=round(offset * hop_s, 3), confidence=decided.confidence,
         )
 
     def classify(self, clips: Sequence, *, k: int | None = None) -> list[Classification]:
@@ -622,7 +645,7 @@ class SearchEngine:
                 t1 = time.perf_counter()
                 x, _ = self.encoder.raw_windows(y, hop_frames=self.query_hop_frames, source=name)
                 whole = self._whole_of(name, y) if mode == "similar" and self.whole_encoder is not None else None
-                prepared.append((res, x, len(y) / self.sample_rate_hz, whole))
+                prepared.append((res, x, len(y) / self.sample_rate_hz, whole, clip_level_db(y)))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
                 if raise_errors:
@@ -631,22 +654,44 @@ class SearchEngine:
         if not prepared or len(self.segments) == 0:
             return results
         t0 = time.perf_counter()
-        vectors = self.encoder.encode_parts([x for _, x, _, _ in prepared], batch_size=self.settings.batch_size)
+        vectors = self.encoder.encode_parts([x for _, x, *_ in prepared], batch_size=self.settings.batch_size)
         t1 = time.perf_counter()
         neighbours = self._neighbours(vectors) if mode == "match" else [None] * len(vectors)
         per_clip = {"encoder": (t1 - t0) / len(prepared), "search": (time.perf_counter() - t1) / len(prepared)}
-        for (res, _, duration_s, whole), vecs, ids in zip(prepared, vectors, neighbours):
+        for (res, _, duration_s, whole, level_db), vecs, found in zip(prepared, vectors, neighbours):
             res.timings["encoder"] = per_clip["encoder"]
             if mode == "match":
                 res.timings["search"] = per_clip["search"]
-                res.matches = self._match(vecs, ids, k, res.timings)
+                res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
+                res.matches = self._decide(res.matches, res.features, duration_s)
+                res.matched = bool(res.matches) and res.matches[0].matched
+                res.confidence = res.matches[0].confidence if res.matches else None
             else:
                 res.matches = self._similar(pool(vecs[:: self.settings.query_phases]), whole, k, res.timings)
-            if mode == "match":
-                threshold = self.match_threshold(duration_s)
-                res.matches = [dataclasses.replace(m, matched=m.distance <= threshold) for m in res.matches]
-                res.matched = bool(res.matches) and res.matches[0].matched
         return results
+
+    @property
+    def match_decision(self) -> dict | None:
+        """The model's fitted claim decision (``match_decision`` in its config.json: a logistic
+        regression over :func:`~search_engine.query.claim_basis` and the operating point
+        ``threshold``, or ``thresholds`` per clip length: :func:`~search_engine.query.claim_threshold`),
+        or None for a model calibrated with distance thresholds only."""
+        return self.encoder.config.get("match_decision")
+
+    def _decide(self, matches: list[Match], features: list[dict], duration_s: float, library_hours: float | None = None) -> list[Match]:
+        """``matched`` and ``confidence`` of each match: confidence from the model's fitted
+        decision, matched when it reaches the decision's operating point; a model without one, or
+        ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
+        decision = self.match_decision
+        out = []
+        for m, f in zip(matches, features):
+            conf = round(claim_confidence(f, decision), 4) if decision else None
+            if decision and not self.settings.match_threshold:
+                ok = conf >= claim_threshold(decision, duration_s)
+            else:
+                ok = m.distance <= self.match_threshold(duration_s, library_hours)
+            out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
+        return out
 
     def match_threshold(self, duration_s: float, library_hours: float | None = None) -> float:
         """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.
@@ -669,20 +714,25 @@ class SearchEngine:
         hours = len(self.segments) * self.segment_hop_s / 3600 if library_hours is None else library_hours
         return _log_interp(hours, {h: _log_interp(duration_s, by_length) for h, by_length in table.items()})
 
-    def _neighbours(self, vectors: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Segment ids ``[n_i, neighbours]`` nearest to each clip's window vectors: the clips of a
-        batch are searched together (one FAISS call for up to :data:`SEARCH_CHUNK` windows ran
-        twice as fast as one per clip)."""
+    def _neighbours(self, vectors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(distances, segment ids)``, each ``[n_i, neighbours]``, of the segments nearest to each
+        clip's window vectors: the clips of a batch are searched together (one FAISS call for up
+        to :data:`SEARCH_CHUNK` windows ran twice as fast as one per clip)."""
         out = []
         for part in _chunks(vectors, SEARCH_CHUNK):
-            _, ids = self.segments.search(np.concatenate(part), self.settings.neighbours)
-            out += np.split(ids, np.cumsum([len(v) for v in part])[:-1])
+            dist, ids = self.segments.search(np.concatenate(part), self.settings.neighbours)
+            cuts = np.cumsum([len(v) for v in part])[:-1]
+            out += list(zip(np.split(dist, cuts), np.split(ids, cuts)))
         return out
 
-    def _match(self, q: np.ndarray, ids: np.ndarray, k: int, timings: dict) -> list[Match]:
-        """Recordings holding the clip whose window vectors are ``q``, from each window's nearest
-        segment ``ids`` (:meth:`_neighbours`)."""
+    def _match(
+        self, q: np.ndarray, found: tuple[np.ndarray, np.ndarray], k: int, timings: dict, *, duration_s: float, level_db: float
+    ) -> tuple[list[Match], list[dict]]:
+        """The ``k`` recordings whose best alignment with the clip's windows ``q`` is nearest, from
+        each window's nearest segments ``found`` (:meth:`_neighbours`), and each one's claim
+        features (:func:`~search_engine.query.claim_features`)."""
         phases = self.settings.query_phases
+        dist, ids = found
         t1 = time.perf_counter()
         rows, within = self.blocks.locate(ids)
         voted = vote_alignments(rows, within, phases=phases, candidates=self.settings.candidates)
@@ -692,17 +742,24 @@ class SearchEngine:
             used, at = np.unique(firsts[cand] + seg, return_inverse=True)  # a few segments, many windows
             return np.linalg.norm(q[qi] - self.segment_vectors(used)[at], axis=1)
 
-        found = best_offsets([peak for _, peak in voted], distance, len(q), [int(self.blocks.counts[row]) for row, _ in voted], phases=phases)
-        scored = [Alignment(row, *f) for (row, _), f in zip(voted, found) if f is not None]
-        best = best_alignment_per_recording(scored, k)
+        offsets = best_offsets([peak for _, peak in voted], distance, len(q), [int(self.blocks.counts[row]) for row, _ in voted], phases=phases)
+        scored = [Alignment(row, *o) for (row, _), o in zip(voted, offsets) if o is not None]
+        ranked = best_alignment_per_recording(scored, max(k, 2))  # the second recording gives the margin
+        best = ranked[:k]
         files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
         hop_s = self.segment_hop_s / phases
         out = []
         for rank, a in enumerate(best, 1):
             f = files[int(self.blocks.file_ids[a.row])]
             out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows))
+        dist = np.where(ids >= 0, dist, np.inf)
+        background = neighbour_background(dist)
+        nearest = [aligned_nearest(dist, a.offset, phases=phases) for a in ranked]
+        support = [alignment_support(rows, within, a.row, a.offset, phases=phases, hop_s=hop_s) for a in ranked]
+        features = claim_features(np.array([a.distance for a in ranked]), background=background, nearest=nearest,
+                                  support=support, duration_s=duration_s, level_db=level_db)[: len(best)]
         timings["aggregate"] = time.perf_counter() - t1
-        return out
+        return out, features
 
     def similar_to(self, path: str | os.PathLike, *, k: int | None = None) -> QueryResult:
         """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the

@@ -34,8 +34,12 @@ class Match:
     file_id: int
     #: aligned windows the distance was measured on (``match``); 0 in ``similar`` mode
     windows: int = 0
-    #: ``match`` mode: the distance is within the match threshold (the clip is in this recording)
+    #: ``match`` mode: the clip is in this recording (``confidence`` at or above the model's
+    #: operating point, see :func:`claim_confidence`)
     matched: bool | None = None
+    #: ``match`` mode: calibrated probability that the clip is in this recording (0..1); None in
+    #: ``similar`` mode or with a model that has no fitted decision
+    confidence: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,18 +57,24 @@ class QueryResult:
     #: ``match`` mode: whether the nearest recording is within the match threshold, i.e. the clip
     #: was found in the library (``False``: in no indexed recording); ``None`` in ``similar`` mode
     matched: bool | None = None
+    #: ``match`` mode: the first match's ``confidence``
+    confidence: float | None = None
+    #: ``match`` mode: per match, the claim features it was decided on (:data:`CLAIM_FEATURES`)
+    features: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """The JSON object of this answer, as ``audio2vec query --json`` prints it (one line) and
-        ``audio2vec serve`` returns it: ``{"query", "matched"?, "results": [{"rank", "path",
-        "distance", "offset_s", "matched"?}], "error"?}``; ``matched`` only in ``match`` mode,
+        ``audio2vec serve`` returns it: ``{"query", "matched"?, "confidence"?, "results": [{"rank",
+        "path", "distance", "offset_s", "matched"?, "confidence"?}], "error"?}``; ``matched`` and
+        ``confidence`` (null for a model without a fitted decision) only in ``match`` mode,
         ``error`` only for a clip that could not be read."""
         line: dict = {"query": self.query}
         if self.matched is not None:
             line["matched"] = self.matched
+            line["confidence"] = self.confidence
         line["results"] = [
             {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
-            | ({"matched": m.matched} if m.matched is not None else {})
+            | ({"matched": m.matched, "confidence": m.confidence} if m.matched is not None else {})
             for m in self.matches
         ]
         if self.error:
@@ -105,6 +115,9 @@ class Comparison:
     contained: str
     #: where in ``container`` the ``contained`` clip starts (seconds)
     offset_s: float
+    #: calibrated probability that the longer clip contains the shorter (the ``match`` decision,
+    #: with the longer clip as the library); None with a model that has no fitted decision
+    confidence: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -284,3 +297,182 @@ def pool(vectors: np.ndarray) -> np.ndarray:
     m = vectors.mean(axis=0)
     n = np.linalg.norm(m)
     return (m / n if n > 0 else m).astype(np.float32)
+
+
+# --- the claim: is the clip in the recording ranked first? -------------------------------------
+
+#: the measurements a claim is decided on, per match (see :func:`claim_features`)
+CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess")
+
+
+def neighbour_background(dist: np.ndarray) -> float:
+    """How near this library comes to the clip anyway.
+
+    Parameters
+    ----------
+    dist : np.ndarray [shape=(n_windows, n_neighbours), float]
+        Euclidean distances of each clip window's nearest library segments, nearest first (the
+        k-NN search of the match path; ``inf`` or NaN where fewer were found).
+
+    Returns
+    -------
+    The median over windows of the farthest neighbour's distance (embedding units): a library's
+    own neighbourhood around the clip, which comes nearer as the library grows; ``nan`` with no
+    neighbours.
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    if d.size == 0:
+        return float("nan")
+    d = np.where(np.isfinite(d), d, np.nan)
+    last = np.array([r[np.isfinite(r)][-1] if np.isfinite(r).any() else np.nan for r in d])
+    return float(np.nanmedian(last)) if np.isfinite(last).any() else float("nan")
+
+
+def aligned_nearest(dist: np.ndarray, offset: int, *, phases: int) -> float:
+    """Mean nearest-neighbour distance (embedding units) of the clip windows that an alignment at
+    ``offset`` (query hops) scores, i.e. those ``i`` with ``offset + i`` a multiple of ``phases``
+    (see :func:`best_offset`): the best any alignment could do on them. ``nan`` when none.
+
+    ``dist``: ``[n_windows, n_neighbours]`` k-NN distances, nearest first (``inf`` where none).
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    if d.size == 0:
+        return float("nan")
+    i = np.arange(d.shape[0])
+    first = d[(offset + i) % phases == 0, 0]
+    first = first[np.isfinite(first)]
+    return float(first.mean()) if first.size else float("nan")
+
+
+def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: int, *, phases: int, hop_s: float) -> tuple[float, float]:
+    """How many of the clip's windows agree on one alignment with recording ``row``, and how
+    straight that alignment is: ``(agree, spread_s)``.
+
+    Each window's neighbours in ``row`` propose offsets ``within * phases - i`` (query hops; see
+    :func:`vote_alignments`). Around ``offset`` (±``phases + n_windows / 10`` hops, room for a tempo
+    drift of 10 %), each window's proposal nearest to ``offset`` is kept and a straight line
+    (offset against window index) is fitted to them by least squares.
+
+    Parameters
+    ----------
+    rows, within : np.ndarray [shape=(n_windows, n_neighbours), int]
+        As in :func:`vote_alignments`.
+    row, offset : int
+        The alignment: recording row and offset in query hops.
+    phases : int
+        Query windows per segment hop.
+    hop_s : float
+        Seconds per query hop.
+
+    Returns
+    -------
+    ``agree``: share (0..1) of the clip's windows with a neighbour within ±``3 phases / 4`` hops of
+    the fitted line (a window votes for its nearer segment: up to half a segment hop off, plus
+    the line's own error); ``spread_s``: root mean square distance (seconds) of the kept proposals from
+    the line (0: perfectly straight), ``phases * hop_s`` (one segment hop) when fewer than three
+    windows agree.
+    """
+    rows, within = np.asarray(rows), np.asarray(within)
+    n = rows.shape[0]
+    if n == 0:
+        return 0.0, float(phases * hop_s)
+    i = np.arange(n)
+    off = within.astype(np.float64) * phases - i[:, None]
+    dev = np.where(rows == row, np.abs(off - offset), np.inf)
+    pick = np.argmin(dev, axis=1)
+    best_dev = dev[i, pick]
+    near = best_dev <= phases + n / 10
+    if near.sum() < 3:
+        return float(np.mean(best_dev <= 0.75 * phases)), float(phases * hop_s)
+    x, y = i[near].astype(np.float64), off[i, pick][near]
+    if np.ptp(x) > 0:
+        b, a = np.polyfit(x, y, 1)
+    else:
+        b, a = 0.0, float(np.mean(y))
+    resid = y - (a + b * x)
+    # agreement with the line: any neighbour of the window within half a segment hop of it
+    line = a + b * i
+    agree = np.any((rows == row) & (np.abs(off - line[:, None]) <= 0.75 * phases), axis=1)
+    return float(agree.mean()), float(np.sqrt(np.mean(resid**2)) * hop_s)
+
+
+def clip_level_db(y: np.ndarray) -> float:
+    """Root mean square level of a waveform in dB relative to full scale (1.0), at least -100."""
+    y = np.asarray(y, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(y**2))) if y.size else 0.0
+    return float(max(-100.0, 20 * np.log10(max(rms, 1e-10))))
+
+
+def claim_features(
+    distances: np.ndarray, *, background: float, nearest: list[float], support: list[tuple[float, float]], duration_s: float, level_db: float
+) -> list[dict]:
+    """The claim features of each ranked match (:data:`CLAIM_FEATURES`).
+
+    Parameters
+    ----------
+    distances : np.ndarray [shape=(n,), float]
+        Best aligned mean distance of each ranked recording (embedding units), nearest first.
+    background : float
+        :func:`neighbour_background` of the clip's windows in this library.
+    nearest : list of float
+        :func:`aligned_nearest` of each match's alignment.
+    support : list of (agree, spread_s)
+        :func:`alignment_support` of each match's alignment.
+    duration_s, level_db : float
+        The clip's length (seconds) and level (dB full scale, :func:`clip_level_db`).
+
+    Returns
+    -------
+    Per match: ``distance``; ``margin``, the nearest *other* recording's distance minus this one's
+    (positive for the first when it stands out; with no other recording, ``background`` stands in
+    for it); ``relative``, ``distance / background`` (near 1 for a clip from no recording, and
+    following the library's size); ``agree`` and ``spread_s`` (see :func:`alignment_support`);
+    ``duration_s``; ``level_db``; ``excess``, ``distance - nearest`` (embedding units: what holding
+    the windows to one alignment costs over each window's own nearest segment; 0 where unknown).
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    bg = background if np.isfinite(background) and background > 0 else (float(d.max()) if d.size else 1.0)
+    out = []
+    for j, dj in enumerate(d):
+        others = np.delete(d, j)
+        other = float(others.min()) if others.size else max(bg, float(dj))
+        agree, spread = support[j]
+        out.append({
+            "distance": float(dj), "margin": other - float(dj), "relative": float(dj) / max(bg, 1e-6),
+            "agree": float(agree), "spread_s": float(spread), "duration_s": float(duration_s),
+            "level_db": float(level_db), "excess": float(dj) - nearest[j] if np.isfinite(nearest[j]) else 0.0,
+        })
+    return out
+
+
+def claim_basis(f: dict) -> np.ndarray:
+    """The inputs of the fitted decision made of one match's features: the features (duration as
+    ``log(seconds)``, level clipped to -60..0 dB), and distance, margin and agreement times log
+    duration (a mean over more windows varies less). ``[11]`` float64."""
+    logd = np.log(max(f["duration_s"], 0.1))
+    d, m, a = f["distance"], f["margin"], f["agree"]
+    return np.array([
+        d, m, min(f["relative"], 2.0), a, min(f["spread_s"], 2.0), logd, float(np.clip(f["level_db"], -60, 0)), f["excess"],
+        d * logd, m * logd, a * logd,
+    ], dtype=np.float64)
+
+
+def claim_confidence(f: dict, decision: dict) -> float:
+    """Calibrated probability (0..1) that the clip is in the match's recording: the logistic
+    regression stored with the model (``match_decision`` in its config.json: ``mean``, ``scale``,
+    ``coef`` over :func:`claim_basis`, and ``intercept``)."""
+    x = (claim_basis(f) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
+    z = float(np.dot(x, decision["coef"]) + decision["intercept"])
+    return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def claim_threshold(decision: dict, duration_s: float) -> float:
+    """The operating point of a fitted decision for a clip of ``duration_s`` seconds: the
+    confidence a claim needs. ``thresholds`` (``{seconds: confidence}``, each chosen so that at
+    most the target share of outsider clips of that length is claimed) interpolated in log
+    duration and held constant outside; else the one ``threshold``."""
+    table = decision.get("thresholds")
+    if not table:
+        return float(decision["threshold"])
+    xs, ys = zip(*sorted((float(k), float(v)) for k, v in table.items()))
+    return float(np.interp(np.log(max(duration_s, 1e-3)), np.log(xs), ys))

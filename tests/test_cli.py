@@ -58,11 +58,13 @@ def test_query_json_contract_and_api_agreement(cli_index, library, tmp_path):
     assert lines[4]["matched"] is False and not any(r["matched"] for r in lines[4]["results"])
     with SearchEngine.open(cli_index) as engine:
         for line, clip, (path, _) in zip([lines[0], lines[2], lines[3]], clips, library.items()):
-            assert set(line) == {"query", "matched", "results"} and line["matched"] is True
-            assert [set(r) for r in line["results"]] == [{"rank", "path", "distance", "offset_s", "matched"}] * 2
+            assert list(line) == ["query", "matched", "confidence", "results"] and line["matched"] is True  # key order kept, confidence added
+            assert [list(r) for r in line["results"]] == [["rank", "path", "distance", "offset_s", "matched", "confidence"]] * 2
             assert line["results"][0]["path"] == path and line["results"][0]["matched"]
+            assert line["confidence"] == line["results"][0]["confidence"] and 0.0 <= line["confidence"] <= 1.0
             api = engine.query(clip, k=2)
             assert [(r["path"], r["offset_s"]) for r in line["results"]] == [(m.path, m.offset_s) for m in api]
+            assert [r["confidence"] for r in line["results"]] == [m.confidence for m in api]
             assert [r["distance"] for r in line["results"]] == pytest.approx([m.distance for m in api], abs=1e-5)
 
 

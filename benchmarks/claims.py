@@ -1,0 +1,574 @@
+"""Claims: is the clip in the recording ranked first? Fit the decision, and measure it honestly.
+
+A ``match`` query says ``"matched": true`` and a ``"confidence"`` for its first recording. This
+script measures, per damage and clip length, how often the right recording is ranked first
+(top-1) beside how often it is ranked first *and claimed* (claimed-and-right), and how many clips
+from no indexed recording are claimed (false claims); it fits the decision (a logistic regression
+over :func:`search_engine.query.claim_basis`) on one set of recordings and reports on another.
+
+Splits (none of it used in training; the SuperTuxKart pieces split alternately in name order,
+a piece's ``_fast`` variant with it):
+
+- ``fit``: library = 120 min of held-out music21 works rendered with sf_GMbank
+  (``heldout_music("calibration_library")``) + SuperTuxKart pieces 0, 2, 4, ... (recorded music);
+  outsiders = 60 min of other held-out works (``"calibration_outsiders"``, less those sharing a
+  tune with the library), held-out espeak-ng speech (first half), SuperTuxKart sound effects
+  (recorded; files 0, 4, 8, ...).
+- ``report``: library = 70 min of other held-out works (``heldout_music("library")``) +
+  SuperTuxKart pieces 1, 3, 5, ...; outsiders = 30 min of other held-out works (``"outsiders"``,
+  less those sharing a tune), the speech's second half, sound effects 2, 6, 10, ..., and the
+  *fit* library's SuperTuxKart pieces (recorded music this library does not hold; the fit saw them
+  only as library pieces, never as outsiders).
+
+Damage, all made with tools the training code never uses (sox 14.4, ffmpeg 5.1), on 16 kHz clips:
+
+  clean        as cut
+  mp3_24k      ffmpeg libmp3lame 24 kbps            opus_12k   ffmpeg libopus 12 kbps
+  vorbis_q0    ffmpeg libvorbis quality 0           quiet      -35 dB, then mp3 24 kbps
+  noise10/0    SuperTuxKart sound effects (recorded; never in training; files 1, 5, 9, ... for
+               fit, 3, 7, 11, ... for report), looped, at 10 / 0 dB SNR
+  room_phone   sox reverb (Freeverb: reverberance 40-90 %, room scale 50-100 %), then a telephone
+               band: sox sinc 300-3400 Hz, 8 kHz and back, + sound effects at 20 dB
+  pitch_up/down   sox pitch ±100 cents (tempo kept)
+  tempo_up/down   sox tempo ×1.05 / ×0.95 (pitch kept)
+  tape_up/down    sox speed ×1.05 / ×0.95 (tape: pitch and tempo together)
+  stk_fast     (report only) clips of a SuperTuxKart piece's own ``_fast`` recording
+
+Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
+
+    python benchmarks/claims.py collect --split fit
+    python benchmarks/claims.py collect --split report
+    python benchmarks/claims.py fit [--target 0.01] [--write]   # stores match_decision with the model
+    python benchmarks/claims.py report                          # results JSON + docs/claims_curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, machine, require_debian_package, without_shared_music, write_result  # noqa: E402
+
+SR = 16000
+DURATIONS = (3.0, 10.0)
+CONDITIONS = ("clean", "mp3_24k", "opus_12k", "vorbis_q0", "quiet", "noise10", "noise0", "room_phone",
+              "pitch_up", "pitch_down", "tempo_up", "tempo_down", "tape_up", "tape_down")
+STK_SFX = STK_MUSIC.parent / "sfx"
+TMP = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def stk_pieces() -> list[Path]:
+    require_debian_package("supertuxkart-data", STK_MUSIC)
+    return sorted(p for p in STK_MUSIC.glob("*.ogg") if not p.stem.endswith(("_fast", "_f")))
+
+
+def stk_fast(piece: Path) -> Path | None:
+    for suffix in ("_fast", "_f"):
+        p = piece.with_name(piece.stem + suffix + ".ogg")
+        if p.exists():
+            return p
+    return None
+
+
+def sfx_files(part: int) -> list[Path]:
+    """SuperTuxKart sound effects ``part`` (0..3: files part, part + 4, ...), duplicates dropped."""
+    files, seen = [], set()
+    for p in sorted(STK_SFX.glob("*.ogg")):
+        size = p.stat().st_size
+        if size in seen:
+            continue
+        seen.add(size)
+        files.append(p)
+    return files[part::4]
+
+
+def split_data(split: str) -> dict:
+    pieces = stk_pieces()
+    speech = babble_speech()
+    half = len(speech) // 2
+    if split == "fit":
+        library = heldout_music("calibration_library") + pieces[0::2]
+        music_out = without_shared_music(heldout_music("calibration_outsiders"), library)
+        return {"library": library, "outsiders": {"music21": music_out, "speech": speech[:half], "sfx": sfx_files(0)},
+                "noise": sfx_files(1), "fast": []}
+    library = heldout_music("library") + pieces[1::2]
+    music_out = without_shared_music(heldout_music("outsiders"), library)
+    fast = [(stk_fast(p), p) for p in pieces[1::2] if stk_fast(p) is not None]
+    return {"library": library, "outsiders": {"music21": music_out, "speech": speech[half:], "sfx": sfx_files(2), "stk": pieces[0::2]},
+            "noise": sfx_files(3), "fast": fast}
+
+
+def load16(path) -> np.ndarray:
+    from search_engine.audio import load
+
+    return load(path, sr=SR)[0]
+
+
+def cut(y: np.ndarray, seconds: float, n: int, rng) -> list[float]:
+    if len(y) < (seconds + 0.5) * SR:
+        return []
+    return [float(rng.uniform(0, len(y) / SR - seconds)) for _ in range(n)]
+
+
+# --- damage -------------------------------------------------------------------------------------
+
+def _tool(cmd_in_out, y: np.ndarray, out_ext: str = ".wav") -> np.ndarray:
+    """Run ``cmd_in_out(in_path, out_path)`` (a command list) on ``y`` (16 kHz) and read the result
+    back at 16 kHz mono, cut or padded to ``len(y)`` only where the damage keeps the length."""
+    fd, src = tempfile.mkstemp(suffix=".wav", dir=TMP)
+    os.close(fd)
+    dst = src[:-4] + ".out" + out_ext
+    dec = src[:-4] + ".dec.wav"
+    try:
+        sf.write(src, y, SR, subtype="FLOAT")
+        subprocess.run(cmd_in_out(src, dst), check=True, capture_output=True)
+        if out_ext != ".wav":
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", dst, "-ac", "1", "-ar", str(SR), "-c:a", "pcm_f32le", dec], check=True, capture_output=True)
+            dst_read = dec
+        else:
+            dst_read = dst
+        z, sr = sf.read(dst_read, dtype="float32", always_2d=True)
+        z = z.mean(axis=1)
+        if sr != SR:
+            import soxr
+
+            z = soxr.resample(z, sr, SR).astype(np.float32)
+        return z
+    finally:
+        for p in (src, dst, dec):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _ffmpeg_codec(args: list[str], ext: str):
+    return lambda i, o: ["ffmpeg", "-v", "error", "-y", "-i", i, *args, o]
+
+
+def _sox(*effects: str):
+    return lambda i, o: ["sox", "-q", i, o, *effects]
+
+
+def _fit_len(z: np.ndarray, n: int) -> np.ndarray:
+    return z[:n] if len(z) >= n else np.pad(z, (0, n - len(z)))
+
+
+def _noise_bed(noise: list[np.ndarray], n: int, rng) -> np.ndarray:
+    y = noise[int(rng.integers(len(noise)))]
+    reps = int(np.ceil((n + len(y)) / max(1, len(y))))
+    y = np.tile(y, reps)
+    start = int(rng.integers(0, max(1, len(y) - n)))
+    return y[start:start + n]
+
+
+def _mix(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    pc, pn = float(np.mean(clip**2)) + 1e-12, float(np.mean(noise**2)) + 1e-12
+    out = clip + noise * np.sqrt(pc / pn / 10 ** (snr_db / 10))
+    peak = float(np.max(np.abs(out))) or 1.0
+    return (out / peak * 0.9 if peak > 0.99 else out).astype(np.float32)
+
+
+CODECS = {
+    "mp3_24k": (["-c:a", "libmp3lame", "-b:a", "24k"], ".mp3"),
+    "opus_12k": (["-c:a", "libopus", "-b:a", "12k"], ".ogg"),
+    "vorbis_q0": (["-c:a", "libvorbis", "-q:a", "0"], ".ogg"),
+    "quiet": (["-af", "volume=-35dB", "-c:a", "libmp3lame", "-b:a", "24k"], ".mp3"),
+}
+GAP = SR // 2
+
+
+def degrade_batch(cond: str, clips: list[np.ndarray], noise: list[np.ndarray], rng) -> list[np.ndarray]:
+    """:func:`degrade` of many clips; codecs run once on the clips joined by 0.5 s of silence
+    (ffmpeg trims the codecs' priming, so each clip comes back where it went in)."""
+    if cond not in CODECS or len(clips) < 2:
+        return [degrade(cond, c, noise, rng) for c in clips]
+    gap = np.zeros(GAP, np.float32)
+    joined = np.concatenate([x for c in clips for x in (c.astype(np.float32), gap)])
+    args, ext = CODECS[cond]
+    z = _fit_len(_tool(_ffmpeg_codec(args, ext), joined, ext), len(joined))
+    out, pos = [], 0
+    for c in clips:
+        out.append(z[pos:pos + len(c)])
+        pos += len(c) + GAP
+    return out
+
+
+def degrade(cond: str, clip: np.ndarray, noise: list[np.ndarray], rng) -> np.ndarray:
+    n = len(clip)
+    if cond == "clean":
+        return clip
+    if cond == "mp3_24k":
+        return _fit_len(_tool(_ffmpeg_codec(["-c:a", "libmp3lame", "-b:a", "24k"], ".mp3"), clip, ".mp3"), n)
+    if cond == "opus_12k":
+        return _fit_len(_tool(_ffmpeg_codec(["-c:a", "libopus", "-b:a", "12k"], ".ogg"), clip, ".ogg"), n)
+    if cond == "vorbis_q0":
+        return _fit_len(_tool(_ffmpeg_codec(["-c:a", "libvorbis", "-q:a", "0"], ".ogg"), clip, ".ogg"), n)
+    if cond == "quiet":
+        return _fit_len(_tool(_ffmpeg_codec(["-af", "volume=-35dB", "-c:a", "libmp3lame", "-b:a", "24k"], ".mp3"), clip, ".mp3"), n)
+    if cond in ("noise10", "noise0"):
+        return _mix(clip, _noise_bed(noise, n, rng), 10.0 if cond == "noise10" else 0.0)
+    if cond == "room_phone":
+        rev, scale = int(rng.uniform(40, 90)), int(rng.uniform(50, 100))
+        wet = _fit_len(_tool(_sox("gain", "-6", "reverb", str(rev), "50", str(scale), "rate", "8k", "sinc", "300-3400", "rate", "16k"), clip), n)
+        return _mix(wet, _noise_bed(noise, n, rng), 20.0)
+    if cond in ("pitch_up", "pitch_down"):
+        return _fit_len(_tool(_sox("pitch", "100" if cond == "pitch_up" else "-100"), clip), n)
+    if cond in ("tempo_up", "tempo_down"):
+        return _tool(_sox("tempo", "1.05" if cond == "tempo_up" else "0.95"), clip)
+    if cond in ("tape_up", "tape_down"):
+        return _tool(_sox("speed", "1.05" if cond == "tape_up" else "0.95", "rate", "16k"), clip)
+    raise ValueError(cond)
+
+
+# --- collect ------------------------------------------------------------------------------------
+
+def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "") -> Path:
+    from indexer import Indexer
+    from search_engine import SearchEngine
+
+    require_debian_package("sox", Path("/usr/bin/sox"))
+    require_debian_package("ffmpeg", Path("/usr/bin/ffmpeg"))
+    rng = np.random.default_rng(seed + (0 if split == "fit" else 1000))
+    data = split_data(split)
+    noise = [load16(p) for p in data["noise"]]
+    tmp = Path(tempfile.mkdtemp(prefix="a2v_claims_"))
+    records = []
+    try:
+        engine = SearchEngine.create(tmp / "idx", model=model)
+        report = Indexer(engine, workers=1).add(data["library"], show_progress_bar=False)
+        lib_paths = {str(Path(p).resolve()) for p in data["library"]}
+        print(f"[{split}] library {report.added} files, {report.audio_s / 60:.1f} min", file=sys.stderr, flush=True)
+        # clips: (kind, source, path, truth, seconds, start)
+        clips = []
+        for p in data["library"]:
+            y = load16(p)
+            src = "stk" if str(p).startswith(str(STK_MUSIC)) else "music21"
+            for s in DURATIONS:
+                clips += [("inside", src, str(Path(p).resolve()), str(Path(p).resolve()), s, t) for t in cut(y, s, per_file_in, rng)]
+        for src, files in data["outsiders"].items():
+            for p in files:
+                y = load16(p)
+                for s in DURATIONS:
+                    clips += [("outside", src, str(Path(p).resolve()), None, s, t) for t in cut(y, s, per_file_out, rng)]
+        audio_cache: dict[str, np.ndarray] = {}
+
+        def audio(path):  # every file is decoded once and kept (the plan visits them in random order)
+            if path not in audio_cache:
+                audio_cache[path] = load16(path)
+            return audio_cache[path]
+
+        plan = [(c, cond) for cond in conditions for c in clips]
+        for fast, base in data["fast"]:
+            y = load16(fast)
+            for s in DURATIONS:
+                plan += [(("inside", "stk_fast", str(fast.resolve()), str(base.resolve()), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
+        # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
+        plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))]
+        out = CACHE / f"claims_{split}_{model}{tag}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        header = {"split": split, "model_id": engine.encoder.model_id, "library_hours": round(report.audio_s / 3600, 3),
+                  "library_files": len(data["library"]), "seed": seed, "planned": len(plan),
+                  "data": {k: [str(p) for p in v] for k, v in data["outsiders"].items()},
+                  "noise": [str(p) for p in data["noise"]]}
+        t0 = time.perf_counter()
+        batch_size = 32
+        for b in range(0, len(plan), batch_size):
+            chunk = plan[b:b + batch_size]
+            waves = [None] * len(chunk)
+            by_cond: dict[str, list[int]] = {}
+            for j, (_, cond) in enumerate(chunk):
+                by_cond.setdefault("clean" if cond == "stk_fast" else cond, []).append(j)
+            for cond, js in by_cond.items():
+                cl = []
+                for j in js:
+                    (kind, src, path, truth, s, t), _ = chunk[j]
+                    cl.append(audio(path)[int(t * SR): int((t + s) * SR)])
+                for j, w in zip(js, degrade_batch(cond, cl, noise, rng)):
+                    waves[j] = (w, SR)
+            answers = engine.query_batch(waves, k=1)
+            for ((kind, src, path, truth, s, t), cond), a in zip(chunk, answers):
+                top = a.matches[0] if a.matches else None
+                records.append({
+                    "kind": kind, "source": src, "path": path, "condition": cond, "seconds": s, "start": round(t, 3),
+                    "right": bool(top is not None and truth is not None and top.path == truth),
+                    "top_in_library": bool(top is not None and top.path in lib_paths),
+                    "threshold_matched": bool(top is not None and top.distance <= engine.match_threshold(s)), "features": a.features[0] if a.features else None,
+                })
+            if b // batch_size % 10 == 9 or b + batch_size >= len(plan):
+                print(f"[{split}] {len(records)}/{len(plan)} clips, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+                tmp_out = out.with_suffix(".part")
+                tmp_out.write_text(json.dumps({**header, "records": records}))
+                tmp_out.replace(out)
+        engine.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"[{split}] wrote {out} ({len(records)} clips)", file=sys.stderr)
+    return out
+
+
+# --- fit ----------------------------------------------------------------------------------------
+
+def load_split(split: str, model: str) -> dict | None:
+    """The collected clips of a split: its first run and any tagged runs (``--tag``) merged."""
+    paths = sorted(CACHE.glob(f"claims_{split}_{model}*.json"))
+    if not paths:
+        return None
+    runs = [json.loads(p.read_text()) for p in paths]
+    return {**runs[0], "records": [r for run in runs for r in run["records"]], "runs": [p.name for p in paths]}
+
+
+def _xy(records) -> tuple[np.ndarray, np.ndarray, list]:
+    from search_engine.query import claim_basis
+
+    rec = [r for r in records if r["features"] is not None]
+    X = np.stack([claim_basis(r["features"]) for r in rec])
+    y = np.array([r["kind"] == "inside" and r["right"] for r in rec], dtype=np.float64)
+    return X, y, rec
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, weights: np.ndarray | None = None) -> dict:
+    """L2-regularised logistic regression (scipy L-BFGS) on standardised inputs."""
+    from scipy.optimize import minimize
+
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    Z = (X - mean) / scale
+    w = np.ones(len(y)) if weights is None else weights
+    w = w / w.mean()
+
+    def loss(theta):
+        b, c = theta[0], theta[1:]
+        z = Z @ c + b
+        p = 1 / (1 + np.exp(-z))
+        nll = np.sum(w * (np.logaddexp(0, z) - y * z)) / len(y) + l2 * np.dot(c, c) / 2
+        g = w * (p - y) / len(y)
+        return nll, np.concatenate([[g.sum()], Z.T @ g + l2 * c])
+
+    res = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return {"mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(), "coef": res.x[1:].round(6).tolist(), "intercept": round(float(res.x[0]), 6)}
+
+
+def confidences(records, decision) -> np.ndarray:
+    from search_engine.query import claim_confidence
+
+    return np.array([claim_confidence(r["features"], decision) if r["features"] is not None else 0.0 for r in records])
+
+
+def operating_point(conf_out: np.ndarray, target: float) -> float:
+    """Smallest confidence threshold at which at most ``target`` of the outsiders are claimed."""
+    c = np.sort(conf_out)[::-1]
+    allowed = int(np.floor(target * len(c)))
+    if allowed >= len(c):
+        return 0.0
+    return float(np.nextafter(c[allowed], 1.0))  # claims need conf >= threshold; the allowed-th outsider and below are refused
+
+
+def fit(model: str, target: float, write: bool) -> dict:
+    from search_engine.query import claim_threshold
+
+    from search_engine.audio2vec.encoder import resolve_model_dir
+
+    fit_data = load_split("fit", model)
+    X, y, rec = _xy(fit_data["records"])
+    outside = np.array([r["kind"] == "outside" for r in rec])
+    # outsiders and insiders weigh the same in total, whatever their counts
+    w = np.where(outside, 0.5 / outside.mean(), 0.5 / (1 - outside.mean()))
+    decision = fit_logistic(X, y, weights=w)
+    conf = confidences(rec, decision)
+    # one operating point for all lengths: per-length points (``thresholds``, which the engine also
+    # reads) rest on half the outsiders each, and on the fit split claimed fewer clips at the same rate
+    decision["threshold"] = float(np.ceil(operating_point(conf[outside], target) * 1e6) / 1e6)
+    decision["basis"] = ["distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
+                         "distance*log_duration", "margin*log_duration", "agree*log_duration"]
+    claimed = conf >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    print(f"fit: {len(rec)} clips ({outside.sum()} outsiders); threshold {decision['threshold']}: "
+          f"false claims {claimed[outside].mean():.4f}, claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} "
+          f"(top-1 {y[~outside].mean():.4f})", file=sys.stderr)
+    decision["target_false_claims"] = target
+    decision["fit"] = {"command": "python benchmarks/claims.py fit" + (" --write" if write else "") + f" --target {target}",
+                       "data": "benchmarks/claims.py split 'fit' (see its docstring)", "clips": len(rec),
+                       "outsiders": int(outside.sum()), "library_hours": fit_data["library_hours"],
+                       "false_claims": round(float(claimed[outside].mean()), 4)}
+    if write:
+        cfg_path = resolve_model_dir(model) / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["match_decision"] = decision
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+        print(f"wrote match_decision to {cfg_path}", file=sys.stderr)
+    return decision
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def _cells(rec, claimed, old) -> dict:
+    cells = {}
+    keys = sorted({(r["condition"], r["seconds"]) for r in rec}, key=lambda k: (k[1], (CONDITIONS + ("stk_fast",)).index(k[0])))
+    for cond, s in keys:
+        ins = [j for j, r in enumerate(rec) if r["condition"] == cond and r["seconds"] == s and r["kind"] == "inside"]
+        out = [j for j, r in enumerate(rec) if r["condition"] == cond and r["seconds"] == s and r["kind"] == "outside"]
+        right = np.array([rec[j]["right"] for j in ins])
+        c = {"queries": len(ins), "top1": round(float(right.mean()), 4) if ins else None,
+             "claimed_right": round(float(np.mean(right & claimed[ins])), 4) if ins else None,
+             "claimed_right_threshold": round(float(np.mean(right & old[ins])), 4) if ins else None,
+             "claimed_wrong": round(float(np.mean(~right & claimed[ins])), 4) if ins else None}
+        if out:
+            c.update(outsiders=len(out), false_claims=round(float(np.mean(claimed[out])), 4),
+                     false_claims_threshold=round(float(np.mean(old[out])), 4))
+        cells[f"{cond}/{s:g}s"] = c
+    return cells
+
+
+def report(model: str, plot: bool) -> dict:
+    from search_engine.query import claim_threshold
+
+    from search_engine.audio2vec.encoder import resolve_model_dir
+
+    decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+    out = {"benchmark": "claims", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+           "command": "python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report",
+           "operating_point": decision.get("thresholds", decision["threshold"]), "target_false_claims": decision["target_false_claims"], "splits": {}}
+    curves = {}
+    for split in ("fit", "report"):
+        data = load_split(split, model)
+        if data is None:
+            continue
+        rec = data["records"]
+        conf = confidences(rec, decision)
+        need = np.array([claim_threshold(decision, r["features"]["duration_s"]) if r["features"] else 1.0 for r in rec])
+        claimed = conf >= need
+        old = np.array([r["threshold_matched"] for r in rec])
+        inside = np.array([r["kind"] == "inside" for r in rec])
+        right = np.array([r["right"] for r in rec])
+        s = out["splits"][split] = {
+            "library_hours": data["library_hours"], "library_files": data["library_files"], "model_id": data["model_id"],
+            "outsiders": int((~inside).sum()), "inside_clips": int(inside.sum()),
+            "outsiders_per_length": {f"{d:g}s": int(sum(1 for r in rec if r["kind"] == "outside" and r["seconds"] == d)) for d in DURATIONS},
+            "outsiders_by_source": {k: int(sum(1 for r in rec if r["kind"] == "outside" and r["source"] == k)) for k in sorted({r["source"] for r in rec if r["kind"] == "outside"})},
+            "top1": round(float(right[inside].mean()), 4),
+            "claimed_right": round(float(np.mean(right[inside] & claimed[inside])), 4),
+            "claimed_right_threshold": round(float(np.mean(right[inside] & old[inside])), 4),
+            "false_claims": round(float(claimed[~inside].mean()), 4), "false_claims_n": int(claimed[~inside].sum()),
+            "false_claims_upper95": round(_upper95(int(claimed[~inside].sum()), int((~inside).sum())), 4),
+            "false_claims_threshold": round(float(old[~inside].mean()), 4),
+            "per_length": {}, "cells": _cells(rec, claimed, old),
+        }
+        for d in DURATIONS:
+            m_in = inside & np.array([r["seconds"] == d for r in rec])
+            m_out = ~inside & np.array([r["seconds"] == d for r in rec])
+            s["per_length"][f"{d:g}s"] = {"top1": round(float(right[m_in].mean()), 4), "claimed_right": round(float(np.mean(right[m_in] & claimed[m_in])), 4),
+                                         "false_claims": round(float(claimed[m_out].mean()), 4), "outsiders": int(m_out.sum())}
+        # the curve: claimed-and-right against false claims as every length's operating point moves
+        # together (in log-odds: score 0 is the shipped point)
+        def logit(p):
+            p = np.clip(p, 1e-9, 1 - 1e-9)
+            return np.log(p / (1 - p))
+
+        score = logit(conf) - logit(need)
+        ts = np.unique(np.concatenate([score, [0.0]]))
+        o, i_conf, i_right = score[~inside], score[inside], right[inside]
+        o_sorted = np.sort(o)
+        fc = 1 - np.searchsorted(o_sorted, ts, side="left") / len(o_sorted)
+        order = np.argsort(i_conf)
+        ic_sorted, rr = i_conf[order], np.cumsum(i_right[order][::-1])[::-1]
+        pos = np.searchsorted(ic_sorted, ts, side="left")
+        cr = np.where(pos < len(rr), rr[np.minimum(pos, len(rr) - 1)], 0) / len(i_conf)
+        order = np.argsort(-ts, kind="stable")  # strictest first: both rates only grow
+        curves[split] = (fc[order], cr[order], s["false_claims"], s["claimed_right"], s["top1"])
+        print(_table(split, s), file=sys.stderr)
+    write_result("claims", out)
+    if plot and curves:
+        _plot(curves, decision.get("thresholds", decision["threshold"]))
+    return out
+
+
+def _upper95(k: int, n: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound of a rate seen ``k`` times in ``n``."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(0.95, k + 1, n - k))
+
+
+def _table(split: str, s: dict) -> str:
+    lines = [f"[{split}] library {s['library_files']} files ({s['library_hours']} h); {s['outsiders']} outsider clips {s['outsiders_by_source']}",
+             f"overall: top-1 {s['top1']:.4f}  claimed-and-right {s['claimed_right']:.4f} (distance threshold: {s['claimed_right_threshold']:.4f})  "
+             f"false claims {s['false_claims_n']}/{s['outsiders']} = {s['false_claims']:.4f}, 95 % upper bound {s['false_claims_upper95']:.4f} (threshold: {s['false_claims_threshold']:.4f})",
+             "per length: " + "; ".join(f"{k}: top-1 {v['top1']:.4f}, claimed-and-right {v['claimed_right']:.4f}, false claims {v['false_claims']:.4f} of {v['outsiders']}" for k, v in s["per_length"].items()),
+             f"{'cell':<18}{'n':>5}{'top1':>8}{'claimed':>9}{'thresh':>8}{'out':>6}{'false':>8}{'f.thr':>8}"]
+    for key, c in s["cells"].items():
+        lines.append(f"{key:<18}{c['queries']:>5}{c['top1'] if c['top1'] is not None else float('nan'):>8.3f}{c['claimed_right'] if c['claimed_right'] is not None else float('nan'):>9.3f}"
+                     f"{c['claimed_right_threshold'] if c['claimed_right_threshold'] is not None else float('nan'):>8.3f}{c.get('outsiders', 0):>6}"
+                     f"{c.get('false_claims', float('nan')):>8.3f}{c.get('false_claims_threshold', float('nan')):>8.3f}")
+    return "\n".join(lines)
+
+
+def _plot(curves: dict, threshold) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for n, (split, (fc, cr, f0, c0, top1)) in enumerate(curves.items()):
+        line, = ax.plot(fc * 100, cr, drawstyle="steps-post", label=f"{split} split")
+        ax.axhline(top1, color=line.get_color(), lw=0.8, ls=":", label=f"{split}: top-1 {top1:.3f}")
+        ax.plot([f0 * 100], [c0], "o", color=line.get_color())
+        ax.annotate(f"{split}, shipped: {c0:.3f} at {f0 * 100:.2f} %", (f0 * 100, c0), textcoords="offset points", xytext=(10, -30 - 14 * n), fontsize=8, arrowprops={"arrowstyle": "-", "lw": 0.5}, color=line.get_color())
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlim(0, 5)
+    ax.set_ylim(0.7, 1.0)
+    ax.set_xlabel("false claims: outsider clips claimed (%)")
+    ax.set_ylabel("claimed and right (share of in-library clips)")
+    shown = ", ".join(f"{k} s: {v:.3f}" for k, v in threshold.items()) if isinstance(threshold, dict) else f"{threshold:.3f}"
+    ax.set_title(f"match claims; shipped: confidence ≥ {shown}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = REPO / "docs" / "claims_curve.png"
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="step", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--split", choices=["fit", "report"], required=True)
+    c.add_argument("--per-file-inside", type=int, default=2)
+    c.add_argument("--per-file-outside", type=int, default=4)
+    c.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--tag", default="", help="suffix of the cache file: more clips of a split (other --seed) kept beside the first run's")
+    f = sub.add_parser("fit")
+    f.add_argument("--target", type=float, default=0.01)
+    f.add_argument("--write", action="store_true")
+    r = sub.add_parser("report")
+    r.add_argument("--no-plot", action="store_true")
+    for p in (c, f, r):
+        p.add_argument("--model", default="default")
+    args = ap.parse_args(argv)
+    if args.step == "collect":
+        collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag)
+    elif args.step == "fit":
+        fit(args.model, args.target, args.write)
+    else:
+        report(args.model, not args.no_plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The claim decision: its features are pure functions of what the match path has, and the
+confidence it gives is a probability that an exact excerpt earns and an unrelated clip does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_engine.query import (
+    CLAIM_FEATURES,
+    aligned_nearest,
+    alignment_support,
+    claim_basis,
+    claim_confidence,
+    claim_features,
+    clip_level_db,
+    neighbour_background,
+)
+from synth import SR, add_noise, tune
+
+PHASES = 16
+
+
+def _votes(n_windows: int, offset: int, *, row: int = 3, noise_rows: int = 0, seed: int = 0):
+    """k-NN rows/segments of a clip whose windows all sit at ``offset`` in ``row`` (first
+    neighbour), the other neighbours random rows."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n_windows)
+    rows = rng.integers(10, 20, size=(n_windows, 5))
+    within = rng.integers(0, 100, size=(n_windows, 5))
+    rows[:, 0] = row
+    within[:, 0] = np.round((offset + i) / PHASES).astype(int)
+    if noise_rows:
+        rows[:noise_rows, 0] = 99
+    return rows, within
+
+
+def test_alignment_support_straight_and_scattered():
+    rows, within = _votes(90, 40)
+    agree, spread = alignment_support(rows, within, 3, 40, phases=PHASES, hop_s=0.032)
+    assert agree == pytest.approx(1.0) and spread < 0.2  # within half a segment hop: the windows' phase error only
+    rows2, within2 = _votes(90, 40, noise_rows=60)
+    agree2, _ = alignment_support(rows2, within2, 3, 40, phases=PHASES, hop_s=0.032)
+    assert agree2 == pytest.approx(30 / 90)
+    # no window in that recording: nothing agrees, spread is a full segment hop
+    assert alignment_support(rows, within, 77, 40, phases=PHASES, hop_s=0.032) == (0.0, pytest.approx(PHASES * 0.032))
+
+
+def test_background_nearest_level_and_features():
+    dist = np.array([[0.1, 0.5, 0.9], [0.2, 0.6, np.inf], [0.3, 0.7, 1.1]])
+    assert neighbour_background(dist) == pytest.approx(0.9)  # median of the farthest found: 0.9, 0.6, 1.1
+    assert aligned_nearest(dist, 0, phases=2) == pytest.approx((0.1 + 0.3) / 2)  # windows 0 and 2
+    assert aligned_nearest(dist, 1, phases=2) == pytest.approx(0.2)
+    t = np.arange(SR) / SR
+    assert clip_level_db(np.sin(2 * np.pi * 440 * t)) == pytest.approx(-3.01, abs=0.01)
+    assert clip_level_db(np.zeros(100)) == -100.0
+    f = claim_features(np.array([0.2, 0.7]), background=1.0, nearest=[0.15, 0.6], support=[(0.9, 0.1), (0.2, 0.3)], duration_s=3.0, level_db=-20.0)
+    assert [list(x) for x in f] == [list(CLAIM_FEATURES)] * 2
+    assert f[0]["margin"] == pytest.approx(0.5) and f[1]["margin"] == pytest.approx(-0.5)
+    assert f[0]["relative"] == pytest.approx(0.2) and f[0]["excess"] == pytest.approx(0.05)
+    alone = claim_features(np.array([0.3]), background=1.0, nearest=[np.nan], support=[(1.0, 0.1)], duration_s=3.0, level_db=-20.0)[0]
+    assert alone["margin"] == pytest.approx(0.7) and alone["excess"] == 0.0  # the background stands in for a second recording
+    assert claim_basis(f[0]).shape == (11,) and np.all(np.isfinite(claim_basis(f[0])))
+
+
+def test_confidence_is_a_probability_that_falls_with_distance():
+    decision = {"mean": [0.0] * 11, "scale": [1.0] * 11, "coef": [-8.0, 4.0] + [0.0] * 9, "intercept": 3.0}
+    base = dict(distance=0.1, margin=0.8, relative=0.1, agree=0.9, spread_s=0.1, duration_s=3.0, level_db=-20.0, excess=0.0)
+    near, far = claim_confidence(base, decision), claim_confidence({**base, "distance": 1.0, "margin": 0.0}, decision)
+    assert 0.0 <= far < near <= 1.0
+    assert claim_confidence({**base, "distance": 1e6}, decision) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shipped_model_has_a_fitted_decision(engine):
+    d = engine.match_decision
+    assert d is not None and len(d["coef"]) == len(d["mean"]) == len(d["scale"]) == 11 and 0 < d["threshold"] < 1
+
+
+def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
+    path, y = list(library.items())[2]
+    exact, noisy, unrelated = engine.query_batch(
+        [(y[4 * SR : 9 * SR], SR), (add_noise(y[6 * SR : 16 * SR], snr_db=10.0, seed=1), SR), (tune(4242, 5.0), SR)], k=3)
+    for res in (exact, noisy):
+        assert res.matches[0].path == path and res.matched is True
+        assert res.confidence == res.matches[0].confidence and res.confidence >= 0.9
+        assert [list(f) for f in res.features] == [list(CLAIM_FEATURES)] * len(res.matches)
+        assert all(0.0 <= m.confidence <= 1.0 for m in res.matches)
+        assert all(not m.matched for m in res.matches[1:])  # a second recording is never claimed beside the first
+    assert unrelated.matched is False and unrelated.confidence < engine.match_decision["threshold"]
+    similar = engine.query_batch([(y[4 * SR : 9 * SR], SR)], k=1, mode="similar")[0]
+    assert similar.confidence is None and similar.matches[0].confidence is None
+
+
+def test_compare_uses_the_same_decision(engine):
+    y, other = tune(5, 12.0), tune(6, 12.0)
+    part = engine.compare((y, SR), (y[3 * SR : 7 * SR], SR))
+    assert part.contains and part.confidence >= 0.9 and abs(part.offset_s - 3.0) <= 0.1
+    no = engine.compare((y, SR), (other[3 * SR : 7 * SR], SR))
+    assert not no.contains and no.confidence < engine.match_decision["threshold"]
