@@ -99,6 +99,7 @@ class SearchEngine:
 
         self.store = VectorStore(self.dir / STORE_FILE, encoder.dim)
         self._exact = False  # whether the store holds every committed segment's vector
+        self._batch_files: dict | None = None  # catalog rows read during one query_batch
         self.generation = -1
         self.refresh()
 
@@ -634,6 +635,13 @@ class SearchEngine:
         if mode not in ("match", "similar"):
             raise ParameterError(f"mode must be 'match' or 'similar', not {mode!r}")
         self.refresh()
+        self._batch_files = {}
+        try:
+            return self._query_batch(clips, k=k, mode=mode, raise_errors=raise_errors)
+        finally:
+            self._batch_files = None
+
+    def _query_batch(self, clips: Sequence, *, k: int, mode: str, raise_errors: bool) -> list[QueryResult]:
         results, prepared = [], []
         for clip in clips:
             name = "<waveform>" if isinstance(clip, tuple) else str(clip)
@@ -714,6 +722,16 @@ class SearchEngine:
         hours = len(self.segments) * self.segment_hop_s / 3600 if library_hours is None else library_hours
         return _log_interp(hours, {h: _log_interp(duration_s, by_length) for h, by_length in table.items()})
 
+    def _file_rows(self, ids: Iterable[int]) -> dict:
+        """Catalog rows of these file ids; within one :meth:`query_batch` each row is read once
+        (hundreds of clips find the same few recordings)."""
+        ids = set(ids)
+        cache = self._batch_files if self._batch_files is not None else {}
+        missing = ids - cache.keys()
+        if missing:
+            cache.update(self.catalog.files_by_id(missing))
+        return {i: cache[i] for i in ids if i in cache}
+
     def _neighbours(self, vectors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(distances, segment ids)``, each ``[n_i, neighbours]``, of the segments nearest to each
         clip's window vectors: the clips of a batch are searched together (one FAISS call for up
@@ -746,7 +764,7 @@ class SearchEngine:
         scored = [Alignment(row, *o) for (row, _), o in zip(voted, offsets) if o is not None]
         ranked = best_alignment_per_recording(scored, max(k, 2))  # the second recording gives the margin
         best = ranked[:k]
-        files = self.catalog.files_by_id(int(self.blocks.file_ids[a.row]) for a in best)
+        files = self._file_rows(int(self.blocks.file_ids[a.row]) for a in best)
         hop_s = self.segment_hop_s / phases
         out = []
         for rank, a in enumerate(best, 1):
@@ -785,7 +803,7 @@ class SearchEngine:
         dist, ids = self.wholes.search((v if whole is None else whole)[None], k)
         t1 = time.perf_counter()
         found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]
-        files = self.catalog.files_by_id(i for _, i in found)
+        files = self._file_rows(i for _, i in found)
         out = []
         for rank, (d, fid) in enumerate(found, 1):
             f = files[fid]
