@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +44,9 @@ from search_engine.audio2vec.encoder import WHOLE_HOP_FRAMES
 
 SR = 16000
 METHODS = ("audio2vec", "mfcc")
+#: the teacher's environment (``make teacher``); override with TEACHER_PYTHON
+TEACHER_PYTHON = Path(os.environ.get("TEACHER_PYTHON", Path(__file__).resolve().parents[1] / ".teacher-venv" / "bin" / "python"))
+TEACHER_SCRIPT = Path(__file__).resolve().parents[1] / "teacher" / "aisfx_teacher.py"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +88,32 @@ def mfcc_features(records: list[Record], n_mfcc: int = 20) -> np.ndarray:
         feats[i] = np.concatenate([m.mean(axis=1), m.std(axis=1)])
     sd = feats.std(axis=0)
     return ((feats - feats.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+
+
+def teacher_vectors(records: list[Record], pooling: str = "first") -> np.ndarray:
+    """aisfx's whole-sound vectors (``teacher/aisfx_teacher.py --whole``), made in the teacher's own
+    environment (torch) and cached in benchmarks/.cache keyed by the sounds and the checkpoint:
+    ``first``: its first 2.3 s block (the package's block), ``windows``: the mean of its unit
+    window vectors every 1.024 s, as the student pools. Unit length; Euclidean ranks like cosine."""
+    from common import CACHE
+
+    if not TEACHER_PYTHON.exists():
+        raise SystemExit(f"{TEACHER_PYTHON} missing: run `make teacher` (or set TEACHER_PYTHON)")
+    ckpt = subprocess.run(
+        [str(TEACHER_PYTHON), "-c", "import importlib.util as u; print(list(u.find_spec('aisfx').submodule_search_locations)[0])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    digest = hashlib.sha256(Path(ckpt, "models", "checkpoint.pth").read_bytes()).hexdigest()[:16]
+    paths = "\n".join(str(r.path) for r in records)
+    key = hashlib.sha256(f"{digest}:{pooling}:{paths}".encode()).hexdigest()[:16]
+    out = CACHE / "teacher" / f"{key}.npy"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        listing = out.with_suffix(".txt")
+        listing.write_text(paths + "\n")
+        subprocess.run([str(TEACHER_PYTHON), str(TEACHER_SCRIPT), "--files", str(listing), "--whole", pooling, "--out", str(out)], check=True)
+    v = np.load(out)
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
