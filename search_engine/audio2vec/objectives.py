@@ -240,6 +240,7 @@ class DistillSampler:
     mels : list of [t, mels] mel power spectrograms
     labels : label of each spectrogram
     windows : list of (spectrogram index, start frame, target [dim]): the windows the teacher embedded
+        (a target of zeros: a window the teacher did not embed, used by the SupCon term only)
     noises : list of [t, mels] mel power noise recordings
 
     A batch is ``((windows [n, W, mels], targets [n, dim]), label ids [n])``. Each window is taken
@@ -304,8 +305,9 @@ def distill_model(encoder, g, *, cosine_weight: float, relation_weight: float, s
 
     Loss on a batch of unit student vectors ``z`` and unit teacher targets ``t``:
     ``cosine_weight * mean(1 - z·t)`` + ``relation_weight * mean((z zᵀ - t tᵀ)²)`` (off the
-    diagonal) + ``supcon_weight * SupCon(z, labels)``. ``top1``: the share of windows whose
-    nearest target in the batch is their own.
+    diagonal) + ``supcon_weight * SupCon(z, labels)``; windows whose target is zero (no teacher
+    vector) count in SupCon only. ``top1``: the share of windows whose nearest target in the batch
+    is their own.
     """
     import tensorflow as tf
 
@@ -317,14 +319,15 @@ def distill_model(encoder, g, *, cosine_weight: float, relation_weight: float, s
         def _step(self, data, training):
             (x, t), y = data
             z = self(x, training=training)
+            has = tf.cast(tf.reduce_sum(t * t, axis=1) > 0, tf.float32)  # a zero target: a labelled window only
             cos = tf.reduce_sum(z * t, axis=1)
-            loss = cosine_weight * tf.reduce_mean(1.0 - cos)
+            loss = cosine_weight * tf.reduce_sum(has * (1.0 - cos)) / tf.maximum(tf.reduce_sum(has), 1.0)
             n = tf.shape(z)[0]
             self_mask = tf.eye(n, dtype=tf.bool)
             if relation_weight:
                 diff = tf.matmul(z, z, transpose_b=True) - tf.matmul(t, t, transpose_b=True)
-                off = 1.0 - tf.cast(self_mask, tf.float32)
-                loss += relation_weight * tf.reduce_sum(tf.square(diff) * off) / tf.reduce_sum(off)
+                off = (1.0 - tf.cast(self_mask, tf.float32)) * has[:, None] * has[None, :]
+                loss += relation_weight * tf.reduce_sum(tf.square(diff) * off) / tf.maximum(tf.reduce_sum(off), 1.0)
             if supcon_weight:
                 logits = tf.where(self_mask, -1e9, tf.matmul(z, z, transpose_b=True) / temperature)
                 pos = tf.cast(tf.logical_and(tf.equal(y[:, None], y[None, :]), tf.logical_not(self_mask)), tf.float32)

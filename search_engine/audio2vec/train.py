@@ -34,7 +34,7 @@ import numpy as np
 
 from ..audio import find_audio_files, load
 from ..errors import DecodeError, ParameterError
-from ..features import FeatureSettings, log_mel, normalize_windows
+from ..features import FeatureSettings, log_mel, normalize_windows, window_starts
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
 from .model import Architecture
 
@@ -330,6 +330,12 @@ def train(
         )
         labels = [Path(n).parent.name for n in names]
         rows = [(int(spec_of[i]), int(teacher["start_frame"][i]), targets[i]) for i in np.flatnonzero(have)]
+        if cfg.distill_supcon_weight:  # files the teacher did not embed still teach their labels (SupCon only)
+            zero, embedded = np.zeros(arch.embedding_dim, np.float32), set(spec_of[have].tolist())
+            for j in sorted(set(range(len(mels))) - embedded):
+                for t0 in window_starts(len(mels[j]), window_frames=f.window_frames, hop_frames=WHOLE_HOP_FRAMES)[:2]:
+                    rows.append((j, int(t0), zero))
+            log(f"SupCon only (no teacher vector): {len(mels) - len(embedded)} files")
 
         def part(val: bool):
             keep = [r for r in rows if is_val[r[0]] == val]
