@@ -88,7 +88,8 @@ def load_teacher():
     net = EmbeddingNet("max", 3, 1, 64)
     net.load_state_dict(state)
     net.eval()
-    torch.set_num_threads(int(os.environ.get("TEACHER_THREADS", "2")))
+    # one thread by default: OpenMP threads spin-wait and crawl on a shared, oversubscribed CPU
+    torch.set_num_threads(int(os.environ.get("TEACHER_THREADS", "1")))
     return net
 
 
@@ -178,10 +179,28 @@ def embed_windows(files: list[Path], out: Path, hop_frames: int, max_windows: in
     net = load_teacher()
     paths, fidx, starts_all, vecs = [], [], [], []
     t0, seconds, done = time.time(), 0.0, 0
+    pending: list[tuple[str, np.ndarray, list[np.ndarray]]] = []  # windows of several files share a call
+
+    def flush():
+        if not pending:
+            return
+        v = embed_blocks(net, [b for _, _, blocks in pending for b in blocks])
+        pos = 0
+        for key, st, blocks in pending:
+            add(key, st, v[pos : pos + len(blocks)])
+            pos += len(blocks)
+        pending.clear()
+
+    def add(key, st, v):
+        paths.append(key)
+        fidx.append(np.full(len(st), len(paths) - 1, np.int32))
+        starts_all.append(st)
+        vecs.append(v.astype(np.float32))
+
     for p in files:
-        key = str(p)
+        key = str(Path(p).resolve())
         if key in cached:
-            st, v = cached[key]
+            add(key, *cached[key])
         else:
             try:
                 y44 = load_audio(p, SR_T)
@@ -192,18 +211,17 @@ def embed_windows(files: list[Path], out: Path, hop_frames: int, max_windows: in
             st = student_starts(n16, hop_frames, max_windows)
             if len(st) == 0 or not np.any(y44):
                 continue
-            v = embed_blocks(net, window_blocks(teacher_spec(y44), st))
+            pending.append((key, st, window_blocks(teacher_spec(y44), st)))
             seconds += len(y44) / SR_T
-        paths.append(key)
-        fidx.append(np.full(len(st), len(paths) - 1, np.int32))
-        starts_all.append(st)
-        vecs.append(v.astype(np.float32))
+            if sum(len(b) for _, _, b in pending) >= 128:
+                flush()
         done += 1
         if done % 200 == 0:
             el = time.time() - t0
             print(f"{done}/{len(files)} files, {sum(map(len, vecs))} windows, {el:.0f} s ({seconds / max(el, 1e-9):.0f}x realtime)", file=sys.stderr, flush=True)
-            if done % 2000 == 0:
+            if done % 1000 == 0:
                 _save(vec_path, meta_path, paths, fidx, starts_all, vecs, digest, hop_frames, max_windows)
+    flush()
     _save(vec_path, meta_path, paths, fidx, starts_all, vecs, digest, hop_frames, max_windows)
     print(f"wrote {vec_path}: {len(paths)} files, {sum(map(len, vecs))} windows in {time.time() - t0:.0f} s", file=sys.stderr)
 

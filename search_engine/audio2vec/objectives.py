@@ -15,7 +15,7 @@
 
 - ``distill`` (knowledge distillation from a pretrained teacher, e.g. aisfx): each window's
   vector must point where the teacher's vector of the same window points, after the teacher's
-  vectors are reduced to the student's dimension by PCA (whitened) and L2-normalised (cosine
+  vectors are reduced to the student's dimension by PCA (optionally whitened) and L2-normalised (cosine
   distillation, as tinyCLAP), and the batch's similarity matrix must match the teacher's
   (relational term); optionally plus SupCon on the windows' folder labels. The teacher's vectors
   are computed beforehand (``teacher/aisfx_teacher.py``) and read from a folder; the student

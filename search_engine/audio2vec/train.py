@@ -9,8 +9,8 @@
 - ``similarity``: supervised contrastive (SupCon) on labelled sounds, the label of a file being the
   name of the folder it is in (``kinds/piano/*.wav``): the ``similar`` space;
 - ``distill``: reproduce a pretrained teacher's vectors of the same windows (``teacher_vectors``, a
-  folder made by ``teacher/aisfx_teacher.py``): cosine distillation onto the teacher's PCA-whitened
-  space, a relational term on the batch's similarity matrix, optionally SupCon on folder labels.
+  folder made by ``teacher/aisfx_teacher.py``): cosine distillation onto the teacher's PCA space
+  (optionally whitened), a relational term on the batch's similarity matrix, optionally SupCon on folder labels.
 
 For the first two, g() is fitted after training: centre the bottlenecks of clean training windows
 and project them onto their ``embedding_dim`` principal axes, then L2-normalise. The contrastive
@@ -82,10 +82,11 @@ class TrainConfig:
     band_shift: int = 4
     #: cbow: windows of context on each side
     context_windows: int = 2
-    #: distill: folder of teacher vectors; their PCA is whitened; loss weights of the cosine,
+    #: distill: folder of teacher vectors; whether their PCA is whitened (unwhitened kept the
+    #: teacher's own ranking better, measured on the select half of similar_sounds); loss weights of the cosine,
     #: relational (similarity matrix) and SupCon (folder labels) terms; band shift of the student's view
     teacher_vectors: str | None = None
-    distill_whiten: bool = True
+    distill_whiten: bool = False
     distill_cosine_weight: float = 1.0
     distill_relation_weight: float = 1.0
     distill_supcon_weight: float = 0.0
