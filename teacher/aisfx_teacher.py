@@ -25,9 +25,9 @@ Output (``--out DIR``), keyed by the teacher's checksum:
 ``audio2vec train --objective distill --teacher-vectors DIR`` reads this folder. A second run on the
 same paths with the same checksum reuses ``DIR/vectors.npz`` entries (the cache).
 
-    /work/teacher-venv/bin/python teacher/aisfx_teacher.py PATH... --out DIR [--hop-frames 64]
-    /work/teacher-venv/bin/python teacher/aisfx_teacher.py --files LIST.txt --out DIR   # one path a line
-    /work/teacher-venv/bin/python teacher/aisfx_teacher.py --whole FILES.txt --out X.npy  # one vector per file (benchmark)
+    .teacher-venv/bin/python teacher/aisfx_teacher.py PATH... --out DIR [--hop-frames 64]
+    .teacher-venv/bin/python teacher/aisfx_teacher.py --files LIST.txt --out DIR   # one path a line
+    .teacher-venv/bin/python teacher/aisfx_teacher.py --whole FILES.txt --out X.npy  # one vector per file (benchmark)
 """
 
 from __future__ import annotations
