@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo test bench clean
+TEACHER_VENV := .teacher-venv
+TEACHER_STAMP := $(TEACHER_VENV)/.installed
+
+.PHONY: install browser demo test bench clean teacher
 
 install: $(STAMP) browser
 
@@ -29,6 +32,20 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/excerpt_id.py
+
+# The distillation teacher (aisfx, Ma & Lerch, ISMIR 2022, CC BY 4.0: see NOTICE) in its own
+# environment: torch 2.13.0 (the CPU wheel), aisfx without its old pins. Training only; the engine,
+# `make install` and `make test` never install or import torch. Then:
+#   $(TEACHER_VENV)/bin/python teacher/aisfx_teacher.py AUDIO... --out TEACHER_DIR
+#   audio2vec train AUDIO... --objective distill --teacher-vectors TEACHER_DIR --out MODEL
+teacher: $(TEACHER_STAMP)
+
+$(TEACHER_STAMP):
+	test -x $(TEACHER_VENV)/bin/python || $(PYTHON) -m venv $(TEACHER_VENV)
+	$(TEACHER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TEACHER_VENV)/bin/python -m pip install --quiet torch==2.13.0 numpy librosa soundfile
+	$(TEACHER_VENV)/bin/python -m pip install --quiet --no-deps aisfx==0.1.2
+	touch $(TEACHER_STAMP)
 
 clean:
 	rm -rf data/demo data/index .pytest_cache

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,13 +37,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_result
-from sound_sets import SETS, Record, load_set
+from sound_sets import DRUM_NOTES, SETS, Record, load_set
 
 from search_engine.audio import load
 from search_engine.audio2vec.encoder import WHOLE_HOP_FRAMES
 
 SR = 16000
 METHODS = ("audio2vec", "mfcc")
+#: the teacher's environment (``make teacher``); override with TEACHER_PYTHON
+TEACHER_PYTHON = Path(os.environ.get("TEACHER_PYTHON", Path(__file__).resolve().parents[1] / ".teacher-venv" / "bin" / "python"))
+TEACHER_SCRIPT = Path(__file__).resolve().parents[1] / "teacher" / "aisfx_teacher.py"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +90,32 @@ def mfcc_features(records: list[Record], n_mfcc: int = 20) -> np.ndarray:
     return ((feats - feats.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
 
 
+def teacher_vectors(records: list[Record], pooling: str = "first") -> np.ndarray:
+    """aisfx's whole-sound vectors (``teacher/aisfx_teacher.py --whole``), made in the teacher's own
+    environment (torch) and cached in benchmarks/.cache keyed by the sounds and the checkpoint:
+    ``first``: its first 2.3 s block (the package's block), ``windows``: the mean of its unit
+    window vectors every 1.024 s, as the student pools. Unit length; Euclidean ranks like cosine."""
+    from common import CACHE
+
+    if not TEACHER_PYTHON.exists():
+        raise SystemExit(f"{TEACHER_PYTHON} missing: run `make teacher` (or set TEACHER_PYTHON)")
+    ckpt = subprocess.run(
+        [str(TEACHER_PYTHON), "-c", "import importlib.util as u; print(list(u.find_spec('aisfx').submodule_search_locations)[0])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    digest = hashlib.sha256(Path(ckpt, "models", "checkpoint.pth").read_bytes()).hexdigest()[:16]
+    paths = "\n".join(str(r.path) for r in records)
+    key = hashlib.sha256(f"{digest}:{pooling}:{paths}".encode()).hexdigest()[:16]
+    out = CACHE / "teacher" / f"{key}.npy"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        listing = out.with_suffix(".txt")
+        listing.write_text(paths + "\n")
+        subprocess.run([str(TEACHER_PYTHON), str(TEACHER_SCRIPT), "--files", str(listing), "--whole", pooling, "--out", str(out)], check=True)
+    v = np.load(out)
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------
 # metrics
 # ---------------------------------------------------------------------------------------------
@@ -97,7 +129,13 @@ def pairwise_distances(X: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def cross_source_metrics(X: np.ndarray, labels, sources, k: int = 5) -> dict:
+def label_part(label: str) -> str:
+    """``select`` or ``report``: which half of the labels a query belongs to (a stable hash of the
+    label), so that recipes can be chosen on one half of the queries and reported on the other."""
+    return "select" if int(hashlib.sha1(str(label).encode()).hexdigest(), 16) % 2 == 0 else "report"
+
+
+def cross_source_metrics(X: np.ndarray, labels, sources, k: int = 5, part: str = "all") -> dict:
     """Retrieval and k-NN metrics counting only neighbours from another source than the query.
 
     Parameters
@@ -105,6 +143,8 @@ def cross_source_metrics(X: np.ndarray, labels, sources, k: int = 5) -> dict:
     X : [n, d] vectors (Euclidean distance).
     labels, sources : length-n sequences; a query's own source is removed from its candidates.
     k : neighbours for precision@k and the k-NN vote.
+    part : ``all``, or only the queries of one half of the labels (:func:`label_part`); every
+        sound is still a candidate neighbour.
 
     Returns
     -------
@@ -121,6 +161,8 @@ def cross_source_metrics(X: np.ndarray, labels, sources, k: int = 5) -> dict:
     D = pairwise_distances(X)
     p_at_k, aps, hits, chance, ceiling, used = [], [], [], [], [], []
     for i in range(n):
+        if part != "all" and label_part(labels[i]) != part:
+            continue
         cand = np.flatnonzero(sources != sources[i])
         rel = labels[cand] == labels[i]
         if not rel.any():
@@ -159,6 +201,7 @@ def cross_source_metrics(X: np.ndarray, labels, sources, k: int = 5) -> dict:
         "max_p_at_k": round(float(np.mean(ceiling)), 4) if used.size else None,
         "queries": int(used.size),
         "skipped": int(n - used.size),
+        "part": part,
         "labels": len(set(labels.tolist())),
         "sources": len(set(sources.tolist())),
         "per_label": per_label,
@@ -203,22 +246,33 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, help="at most N sounds per label and source (quick run)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--name", default="similar_sounds", help="result file name under benchmarks/results/")
+    ap.add_argument("--teacher", choices=("first", "windows"), help="also score the aisfx teacher (make teacher), "
+                    "pooled as its first 2.3 s block or as the mean of its window vectors")
+    ap.add_argument("--part", default="all", choices=("all", "select", "report"),
+                    help="queries of one half of the labels only (select: where recipes are chosen; report: the rest)")
     args = ap.parse_args(argv)
+    methods = METHODS + (("teacher",) if args.teacher else ())
 
     t0 = time.perf_counter()
     _encoder(args.model)
     load_s = time.perf_counter() - t0
     model_id = _encoder(args.model).model_id
     results, sets_info, timings = {}, {}, {"model_load_s": round(load_s, 2)}
+    per_set, per_feats = {}, {}
     for name in args.sets:
         t = time.perf_counter()
         records = _limit(load_set(name), args.limit)
         timings[f"{name}/load_set_s"] = round(time.perf_counter() - t, 2)
         audio_s = sum(r.duration_s + r.padded_s for r in records)
         feats = {}
-        for method in METHODS:
+        for method in methods:
             t = time.perf_counter()
-            feats[method] = embed_sounds(records, args.model) if method == "audio2vec" else mfcc_features(records)
+            if method == "audio2vec":
+                feats[method] = embed_sounds(records, args.model)
+            elif method == "teacher":
+                feats[method] = teacher_vectors(records, args.teacher)
+            else:
+                feats[method] = mfcc_features(records)
             sec = time.perf_counter() - t
             timings[f"{name}/{method}_s"] = round(sec, 2)
             print(
@@ -227,6 +281,7 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
         sources = sorted({r.source for r in records})
+        per_set[name], per_feats[name] = records, feats
         sets_info[name] = {
             "sounds": len(records),
             "minutes": round(sum(r.duration_s for r in records) / 60, 2),
@@ -237,15 +292,32 @@ def main(argv=None) -> int:
         }
         for variant, (idx, groups) in variants(name, records).items():
             labels = [records[i].label for i in idx]
-            for method in METHODS:
+            for method in methods:
                 key = f"{variant}/{method}"
-                results[key] = cross_source_metrics(feats[method][idx], labels, groups, k=args.k)
+                results[key] = cross_source_metrics(feats[method][idx], labels, groups, k=args.k, part=args.part)
                 r = results[key]
                 print(
                     f"{key:<34} P@{args.k}={r['p_at_k']:.3f} mAP={r['map']:.3f} kNN={r['knn_acc']:.3f} "
                     f"(chance P@{args.k} {r['chance_p_at_k']:.3f}, {r['queries']} queries)",
                     file=sys.stderr,
                 )
+    if {"instruments", "effects"} <= set(args.sets):  # one-shots: drum hits by kind across kits, single notes by family
+        shots = [(n, i) for n in ("effects", "instruments") for i, r in enumerate(per_set[n])
+                 if not r.fluid and (r.label in DRUM_NOTES if n == "effects" else r.info.get("phrase") == "note")]
+        labels = [per_set[n][i].label for n, i in shots]
+        groups = [per_set[n][i].group for n, i in shots]
+        sets_info["oneshots"] = {"sounds": len(shots), "labels": sorted(set(labels)),
+                                 "what": "effects' drum hits (by kind) + instruments' single notes (by family), no Fluid sources"}
+        for method in methods:
+            X = np.stack([per_feats[n][method][i] for n, i in shots])
+            results[f"oneshots/{method}"] = cross_source_metrics(X, labels, groups, k=args.k, part=args.part)
+    for method in methods:  # every query of the main variants (no Fluid sources) counted once
+        parts = [results[f"{name}/{method}"] for name in args.sets]
+        q = sum(r["queries"] for r in parts)
+        results[f"pooled/{method}"] = {
+            "k": args.k, "queries": q, "part": args.part, "sets": list(args.sets),
+            **{m: round(sum(r[m] * r["queries"] for r in parts) / q, 4) for m in ("p_at_k", "map", "knn_acc", "chance_p_at_k", "max_p_at_k")},
+        }
     timings["total_s"] = round(time.perf_counter() - t0, 2)
 
     out = {
@@ -260,6 +332,8 @@ def main(argv=None) -> int:
             "k": args.k,
             "limit": args.limit,
             "mfcc": "20 coeffs, mean+std, standardised",
+            "teacher": f"aisfx 0.1.2 embedding net, {args.teacher}" if args.teacher else None,
+            "part": args.part,
             "neighbours": "only other groups than the query's (leave-one-group-out)",
         },
         "sets": sets_info,

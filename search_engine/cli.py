@@ -412,13 +412,17 @@ def train(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders to learn from.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     noise: Annotated[Optional[list[Path]], typer.Option("--noise", help="Recordings mixed in as background noise (repeatable).", show_default=False)] = None,
-    objective: Annotated[str, typer.Option(help="contrastive (clean vs degraded views, NT-Xent: the default model's), similarity (SupCon on labelled sounds, one sub-folder per kind: the similar space), cbow (Audio2Vec context prediction) or autoencoder (the seed baseline).")] = "contrastive",
+    objective: Annotated[str, typer.Option(help="contrastive (clean vs degraded views, NT-Xent: the default model's), similarity (SupCon on labelled sounds, one sub-folder per kind: the similar space), distill (reproduce a teacher's vectors, --teacher-vectors), cbow (Audio2Vec context prediction) or autoencoder (the seed baseline).")] = "contrastive",
     epochs: Annotated[int, typer.Option(min=1, help="Passes of --steps batches each.")] = 30,
     steps: Annotated[int, typer.Option(min=1, help="Batches per epoch.")] = 300,
     batch_size: Annotated[int, typer.Option(min=2, help="Windows (contrastive: pairs) per batch.")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed (data sampling and initial weights).")] = 0,
     init: Annotated[Optional[str], typer.Option(help="Start from this model folder ('default' = bundled) to fine-tune.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the checkpoint in --out.")] = False,
+    teacher_vectors: Annotated[Optional[Path], typer.Option("--teacher-vectors", help="distill: folder of a teacher's window vectors (teacher/aisfx_teacher.py).", show_default=False)] = None,
+    supcon_weight: Annotated[float, typer.Option("--supcon-weight", min=0.0, help="distill: weight of SupCon on folder labels added to the distillation loss.")] = 0.0,
+    relation_weight: Annotated[float, typer.Option("--relation-weight", min=0.0, help="distill: weight of the similarity-matrix term.")] = 1.0,
+    whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="distill: whiten the teacher's PCA (each axis to unit variance) before normalising.")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
 
@@ -428,7 +432,11 @@ def train(
     from .audio2vec.train import TrainConfig, train as run_training
     from .errors import Audio2VecError
 
-    cfg = TrainConfig(objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed)
+    cfg = TrainConfig(
+        objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed,
+        teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
+        distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten,
+    )
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2)
     except Audio2VecError as exc:

@@ -234,8 +234,11 @@ def frames_for(seconds: float, settings: FeatureSettings) -> int:
 
 
 def require_windows(n_windows: int, *, source: object, duration_s: float, settings: FeatureSettings) -> None:
-    """Raise :class:`DecodeError` when a signal is too short to give a single window."""
+    """Raise :class:`DecodeError` when a signal gives no window (no complete STFT frame: callers pad
+    any non-empty sound to one frame, so in practice only an empty signal)."""
     if n_windows == 0:
         raise DecodeError(
-            source, f"too short: {duration_s:.3f} s, at least {settings.window_s / 2:.2f} s of audio is needed"
+            source,
+            f"too short: {duration_s:.3f} s, at least one {settings.n_fft}-sample frame "
+            f"({settings.n_fft / settings.sample_rate_hz * 1000:.0f} ms, shorter sounds are zero-padded) is needed",
         )

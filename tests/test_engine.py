@@ -72,6 +72,7 @@ def test_match_threshold_follows_clip_length_and_library_size(engine, monkeypatc
 
 def test_bad_clips_raise_or_report(engine, library, tmp_path):
     assert engine.query((tune(1, 0.2), SR))  # a short sound is padded, not refused
+    assert engine.query((tune(1, 0.019), SR))  # a 19 ms tick too (shorter than one STFT frame)
     with pytest.raises(DecodeError, match="too short"):
         engine.query((np.array([0.5], np.float32), SR))
     with pytest.raises(DecodeError, match="silence"):

@@ -74,3 +74,16 @@ def test_a_stale_onnx_file_is_not_used(tmp_path):
     y = tune(3, 4.0)
     assert stale.backend == "numpy"
     assert np.abs(stale.embed(y, hop_frames=32).vectors - Encoder.load("default").embed(y, hop_frames=32).vectors).max() < 1e-5
+def test_very_short_sounds_are_embedded(encoder, tmp_path):
+    """A 19 ms hi-hat tick (shorter than one 32 ms STFT frame) and a 2-sample click give vectors."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    tick = (rng.standard_normal(304) * np.exp(-np.arange(304) / 60.0) * 0.5).astype(np.float32)  # 19 ms
+    for y in (tick, np.array([0.5, -0.5], np.float32)):
+        e = encoder.embed(y, hop_frames=32)
+        assert e.vectors.shape == (1, encoder.dim) and np.isfinite(e.vectors).all()
+    sf.write(tmp_path / "tick.wav", np.interp(np.arange(838) / 44100 * 16000, np.arange(304), tick), 44100)
+    z = encoder.encode([tmp_path / "tick.wav", tick], show_progress_bar=False)  # whole-sound vectors
+    assert z.shape == (2, encoder.similar.dim) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-3)
+    assert np.linalg.norm(z[0] - z[1]) < 0.5  # the file and the waveform are the same tick

@@ -218,3 +218,79 @@ def test_a_long_recording_s_whole_vector_averages_windows_spread_over_it():
     spread = whole_windows(1000)
     assert len(spread) == WHOLE_MAX_WINDOWS and spread[0] == 0 and spread[-1] == 999
     assert np.ptp(np.diff(spread)) <= 1  # evenly spread
+
+
+def _fake_teacher(folder, files, dim: int = 96, seed: int = 0):
+    """A teacher-vector folder as ``teacher/aisfx_teacher.py`` writes it: random vectors per window,
+    nearer within a sub-folder (a fake "kind"), one window every 8 frames of each file."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    centres = {}
+    paths, fidx, starts, vecs = [], [], [], []
+    for i, p in enumerate(files):
+        n = max(1, 1 + (len(sf.read(p)[0]) - 512) // 256 - 64 + 1)
+        st = np.arange(0, n, 8)
+        c = centres.setdefault(p.parent.name, rng.standard_normal(dim))
+        paths.append(str(p.resolve()))
+        fidx.append(np.full(len(st), i))
+        starts.append(st)
+        vecs.append(c + 0.3 * rng.standard_normal((len(st), dim)))
+    np.savez(folder / "vectors.npz", paths=np.asarray(paths), file_index=np.concatenate(fidx),
+             start_frame=np.concatenate(starts), vectors=np.concatenate(vecs).astype(np.float32))
+    (folder / "teacher.json").write_text(json.dumps({"teacher": "fake", "sha256": "0" * 64, "dim": dim}))
+    return folder
+
+
+def test_teacher_targets_are_unit_vectors_of_a_whitened_pca():
+    from search_engine.audio2vec.objectives import target_space, teacher_targets
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((500, 32)) * np.linspace(5, 0.1, 32)  # very unequal variances
+    mean, proj, kept = target_space(v, 8, whiten=True)
+    assert proj.shape == (32, 8) and 0 < kept < 1
+    t = teacher_targets(v, mean, proj)
+    assert t.shape == (500, 8) and np.allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-5)
+    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+    white = (unit - mean) @ proj
+    assert np.allclose(np.cov(white.T), np.eye(8), atol=0.05)  # whitened: unit variance on every axis
+    with pytest.raises(Exception, match="principal axes"):
+        target_space(v[:4], 8)
+
+
+def test_distill_sampler_gives_teacher_aligned_windows_k_per_label():
+    from search_engine.audio2vec.objectives import DistillSampler
+
+    cfg = TrainConfig(objective="distill", noise_probability=0.0, jitter_frames=0)
+    mels = [_power(tune(1, 0.8)), _power(tune(2, 3.0)), _power(tune(3, 3.0))]
+    targets = np.eye(4, 8, dtype=np.float32)
+    windows = [(0, 0, targets[0]), (1, 0, targets[1]), (1, 64, targets[2]), (2, 64, targets[3])]
+    s = DistillSampler(mels, ["a", "a", "b"], windows, [_power(tune(9, 4.0))], cfg, np.random.default_rng(0), k=2)
+    (x, t), y = s.batch(4)
+    assert x.shape == (4, 64, 64) and t.shape == (4, 8) and np.isfinite(x).all()
+    assert sorted(np.bincount(y).tolist()) == [2, 2]
+    for xi, ti, yi in zip(x, t, y):  # each window's target is the teacher's vector of that window
+        row = int(np.argmax(ti))
+        assert (yi == 1) == (row == 3)
+    with pytest.raises(Exception, match="no teacher vectors"):
+        DistillSampler(mels, ["a", "a", "b"], [], [], cfg, np.random.default_rng(0))
+
+
+def test_the_distill_objective_trains_a_loadable_model_from_teacher_vectors(tmp_path, kinds_dir):
+    """--objective distill with --teacher-vectors DIR (fake teacher vectors, no torch): a loadable
+    model whose config records the teacher; the loss falls on its own training batches."""
+    files = sorted(kinds_dir.rglob("*.wav"))
+    teacher = _fake_teacher(tmp_path / "teacher", files)
+    cfg = TrainConfig(objective="distill", epochs=2, steps_per_epoch=4, batch_size=8, teacher_vectors=str(teacher),
+                      distill_supcon_weight=0.5, learning_rate=3e-3)
+    out = train([kinds_dir], out=tmp_path / "d", config=cfg, init="default", verbose=0, log=lambda m: None)
+    record = json.loads((out / "config.json").read_text())
+    assert record["objective"] == "distill" and record["training"]["distilled"]["teacher"]["teacher"] == "fake"
+    assert record["training"]["distilled"]["windows"] > 0 and not (out / "decoder.weights.h5").exists()
+    enc = Encoder.load(out)
+    v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
+    assert v.shape[1] == enc.dim == 64 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    with pytest.raises(Exception, match="teacher vectors"):
+        train([kinds_dir], out=tmp_path / "x", config=TrainConfig(objective="distill"), verbose=0, log=lambda m: None)
+    other = _fake_teacher(tmp_path / "other", [tmp_path / "elsewhere.wav"] if (sf.write(tmp_path / "elsewhere.wav", tune(5, 2.0), SR) or True) else [])
+    with pytest.raises(Exception, match="none of the teacher"):
+        train([kinds_dir], out=tmp_path / "y", config=TrainConfig(objective="distill", teacher_vectors=str(other)), verbose=0, log=lambda m: None)

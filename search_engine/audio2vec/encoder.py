@@ -81,6 +81,8 @@ def spectrogram(y: np.ndarray, features: FeatureSettings, *, source: object = "<
     """
     if len(y) and not (np.isfinite(np.max(y)) and np.isfinite(np.min(y))):  # max/min: no copy of y
         raise DecodeError(source, "contains NaN or infinite samples")
+    if 0 < len(y) < features.n_fft:  # a tick shorter than one STFT frame: zero-padded to one frame
+        y = np.pad(y, (0, features.n_fft - len(y)))
     mel = log_mel(y, settings=features)
     if not np.isfinite(mel).all():
         raise DecodeError(source, "contains NaN or infinite samples")
@@ -342,7 +344,8 @@ class Encoder:
     def windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):
         """Prepared encoder input of a waveform: ``(x [n, W, mels], starts_s [n])``.
 
-        Raises :class:`~search_engine.errors.DecodeError` when ``y`` is shorter than half a window.
+        Raises :class:`~search_engine.errors.DecodeError` when ``y`` is empty; any shorter sound is
+        padded with silence (one window).
         """
         win, starts_s = self.raw_windows(y, hop_frames=hop_frames, source=source)
         return normalize_windows(win, top_db=self.features.top_db), starts_s
@@ -357,7 +360,8 @@ class Encoder:
         # a sound shorter than a window is followed by silence at the normalisation floor
         floor = float(mel.max()) - f.top_db if mel.size else None
         win, starts = windows(mel, window_frames=f.window_frames, hop_frames=hop_frames, pad_value=floor)
-        require_windows(len(starts), source=source, duration_s=len(mel) * f.frame_s, settings=f)
+        duration_s = 0.0 if not len(mel) else ((len(mel) - 1) * f.hop_length + f.n_fft) / f.sample_rate_hz
+        require_windows(len(starts), source=source, duration_s=duration_s, settings=f)
         return win, starts * f.frame_s
 
     def embed(self, y: np.ndarray, *, hop_frames: int, batch_size: int = 512, source: object = "<waveform>") -> Embedded:

@@ -13,6 +13,14 @@
   other than windows of any other kind in the batch. It trains the ``similar`` space, whose
   whole-sound vectors answer "what sounds like this"; fine-tuned from a match model.
 
+- ``distill`` (knowledge distillation from a pretrained teacher, e.g. aisfx): each window's
+  vector must point where the teacher's vector of the same window points, after the teacher's
+  vectors are reduced to the student's dimension by PCA (optionally whitened) and L2-normalised (cosine
+  distillation, as tinyCLAP), and the batch's similarity matrix must match the teacher's
+  (relational term); optionally plus SupCon on the windows' folder labels. The teacher's vectors
+  are computed beforehand (``teacher/aisfx_teacher.py``) and read from a folder; the student
+  sees the window degraded (noise, EQ, masks), the teacher saw it clean.
+
 Batches come from the samplers here (numpy, on the CPU, alongside training); the Keras models
 define ``train_step``/``test_step`` so ``fit`` gives progress, checkpoints and resume.
 """
@@ -179,6 +187,158 @@ class LabelSampler:
         return (flat.reshape(x.shape), mask), np.repeat(np.array(chosen), k)
 
 
+def load_teacher_vectors(folder) -> dict:
+    """A teacher-vector folder (``teacher.json`` + ``vectors.npz``, see ``teacher/aisfx_teacher.py``):
+    ``{"meta": dict, "paths": [str], "file_index": [n], "start_frame": [n], "vectors": [n, d]}``."""
+    import json
+    from pathlib import Path
+
+    from ..errors import ParameterError
+
+    folder = Path(folder)
+    meta_path, vec_path = folder / "teacher.json", folder / "vectors.npz"
+    if not (meta_path.exists() and vec_path.exists()):
+        raise ParameterError(f"{folder} is not a teacher-vector folder (teacher.json and vectors.npz are needed)")
+    z = np.load(vec_path)
+    out = {k: z[k] for k in ("file_index", "start_frame", "vectors")}
+    out["paths"] = [str(p) for p in z["paths"]]
+    out["meta"] = json.loads(meta_path.read_text())
+    if not (len(out["file_index"]) == len(out["start_frame"]) == len(out["vectors"])) or out["vectors"].ndim != 2:
+        raise ParameterError(f"{vec_path}: file_index, start_frame and vectors differ in length")
+    return out
+
+
+def target_space(vectors: np.ndarray, dim: int, *, whiten: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """PCA of the teacher's (L2-normalised) vectors: ``(mean [d], projection [d, dim], variance kept)``;
+    with ``whiten`` each axis is divided by its standard deviation. Targets are
+    ``l2_normalize((unit(v) - mean) @ projection)`` (:func:`teacher_targets`)."""
+    v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    mean = v.mean(axis=0)
+    _, s, vt = np.linalg.svd(v - mean, full_matrices=False)
+    if dim > len(s):
+        from ..errors import ParameterError
+
+        raise ParameterError(f"the teacher's vectors have {len(s)} principal axes, fewer than the student's {dim} dimensions")
+    proj = vt[:dim].T
+    if whiten:
+        proj = proj / np.maximum(s[:dim] / np.sqrt(max(len(v) - 1, 1)), 1e-12)
+    return mean.astype(np.float32), proj.astype(np.float32), float((s[:dim] ** 2).sum() / (s**2).sum())
+
+
+def teacher_targets(vectors: np.ndarray, mean: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    """Unit target vectors ``[n, dim]`` of teacher vectors in the space of :func:`target_space`."""
+    v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    t = (v - mean) @ proj
+    return (t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class DistillSampler:
+    """Teacher-aligned windows for the ``distill`` objective, ``k`` per label (folder).
+
+    Parameters
+    ----------
+    mels : list of [t, mels] mel power spectrograms
+    labels : label of each spectrogram
+    windows : list of (spectrogram index, start frame, target [dim]): the windows the teacher embedded
+        (a target of zeros: a window the teacher did not embed, used by the SupCon term only)
+    noises : list of [t, mels] mel power noise recordings
+
+    A batch is ``((windows [n, W, mels], targets [n, dim]), label ids [n])``. Each window is taken
+    at its start frame moved by up to ``jitter_frames``, then degraded like :class:`LabelSampler`'s
+    sounds (noise at ``label_snr_db``, EQ, a shift by up to ``distill_band_shift`` bands, a low-pass,
+    SpecAugment masks); its target is the teacher's vector of the clean window.
+    """
+
+    def __init__(self, mels, labels, windows, noises, cfg, rng: np.random.Generator, *, k: int = 4):
+        from ..errors import ParameterError
+
+        if not windows:
+            raise ParameterError("no teacher vectors for any training file (are the teacher's paths these files?)")
+        self.mels, self.noises, self.cfg, self.rng, self.k = mels, noises, cfg, rng, k
+        names = sorted(set(labels))
+        lab = np.array([names.index(x) for x in labels])
+        self.spec = np.array([w[0] for w in windows], dtype=np.int64)
+        self.start = np.array([w[1] for w in windows], dtype=np.int64)
+        self.targets = np.stack([w[2] for w in windows]).astype(np.float32)
+        self.labels = lab[self.spec]
+        self.by_label = [np.flatnonzero(self.labels == i) for i in range(len(names))]
+        self.by_label = [b for b in self.by_label if len(b)]
+        self.label_of = np.array([int(self.labels[b[0]]) for b in self.by_label])
+        self.cum = np.cumsum([len(b) for b in self.by_label])
+
+    def batch(self, n: int):
+        cfg, rng, k = self.cfg, self.rng, self.k
+        w, m = cfg.features.window_frames, cfg.features.n_mels
+        groups = max(1, n // k)
+        chosen: list[int] = []
+        while len(chosen) < groups:
+            # labels come up as often as their windows: draw a window, take its label
+            j = int(np.searchsorted(self.cum, rng.integers(len(self.spec)), side="right"))
+            if j not in chosen or len(chosen) >= len(self.by_label):
+                chosen.append(j)
+        idx = np.concatenate([rng.choice(self.by_label[j], k, replace=len(self.by_label[j]) < k) for j in chosen])
+        x = np.zeros((len(idx), w, m), dtype=np.float32)
+        for i, t in enumerate(idx):
+            spec = self.mels[self.spec[t]]
+            s = int(self.start[t]) + int(rng.integers(-cfg.jitter_frames, cfg.jitter_frames + 1))
+            s = min(max(s, 0), max(len(spec) - w, 0))
+            part = spec[s : s + w]
+            x[i, : len(part)] = part
+        for apply, p in (
+            (lambda v: add_noise(v, self.noises, snr_db=cfg.label_snr_db, rng=rng), cfg.noise_probability),
+            (lambda v: random_eq(v, max_db=cfg.eq_db, rng=rng), 0.5),
+            (lambda v: band_shift(v, max_bands=cfg.distill_band_shift, rng=rng), 0.5 if cfg.distill_band_shift else 0.0),
+            (lambda v: random_lowpass(v, lowest_band=m // 2, rng=rng), 0.3),
+        ):
+            some = rng.random(len(x)) < p
+            if some.any():
+                x[some] = apply(x[some])
+        x = _to_input(x, cfg.features.top_db)
+        masked = rng.random(len(x)) < 0.3
+        if masked.any():
+            x[masked] = spec_mask(x[masked], max_frames=6, max_bands=6, rng=rng)
+        return (x, self.targets[idx]), self.label_of[np.repeat(np.array(chosen), k)].astype(np.int32)
+
+
+def distill_model(encoder, g, *, cosine_weight: float, relation_weight: float, supcon_weight: float, temperature: float):
+    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` to reproduce a teacher's geometry.
+
+    Loss on a batch of unit student vectors ``z`` and unit teacher targets ``t``:
+    ``cosine_weight * mean(1 - z·t)`` + ``relation_weight * mean((z zᵀ - t tᵀ)²)`` (off the
+    diagonal) + ``supcon_weight * SupCon(z, labels)``; windows whose target is zero (no teacher
+    vector) count in SupCon only. ``top1``: the share of windows whose nearest target in the batch
+    is their own.
+    """
+    import tensorflow as tf
+
+    class Distill(_embedding_model_base()):
+        def call(self, inputs, training=False):
+            x = inputs[0] if isinstance(inputs, (tuple, list)) else inputs  # (windows, targets) or windows
+            return self.g(self.encoder(x, training=training), training=training)
+
+        def _step(self, data, training):
+            (x, t), y = data
+            z = self(x, training=training)
+            has = tf.cast(tf.reduce_sum(t * t, axis=1) > 0, tf.float32)  # a zero target: a labelled window only
+            cos = tf.reduce_sum(z * t, axis=1)
+            loss = cosine_weight * tf.reduce_sum(has * (1.0 - cos)) / tf.maximum(tf.reduce_sum(has), 1.0)
+            n = tf.shape(z)[0]
+            self_mask = tf.eye(n, dtype=tf.bool)
+            if relation_weight:
+                diff = tf.matmul(z, z, transpose_b=True) - tf.matmul(t, t, transpose_b=True)
+                off = (1.0 - tf.cast(self_mask, tf.float32)) * has[:, None] * has[None, :]
+                loss += relation_weight * tf.reduce_sum(tf.square(diff) * off) / tf.maximum(tf.reduce_sum(off), 1.0)
+            if supcon_weight:
+                logits = tf.where(self_mask, -1e9, tf.matmul(z, z, transpose_b=True) / temperature)
+                pos = tf.cast(tf.logical_and(tf.equal(y[:, None], y[None, :]), tf.logical_not(self_mask)), tf.float32)
+                log_p = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+                loss += supcon_weight * tf.reduce_mean(-tf.reduce_sum(pos * log_p, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1.0))
+            nearest = tf.argmax(tf.matmul(z, t, transpose_b=True), axis=1, output_type=tf.int32)
+            return loss, tf.reduce_mean(tf.cast(tf.equal(nearest, tf.range(n)), tf.float32))
+
+    return Distill(encoder, g, "distill")
+
+
 def similarity_model(encoder, g, *, temperature: float):
     """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with SupCon on (windows, labels)."""
     import tensorflow as tf
@@ -304,4 +464,7 @@ def context_model(encoder, decoder):
     return ContextPrediction()
 
 
-__all__ = ["PairSampler", "ContextSampler", "LabelSampler", "contrastive_model", "context_model", "similarity_model"]
+__all__ = [
+    "PairSampler", "ContextSampler", "LabelSampler", "DistillSampler", "contrastive_model", "context_model",
+    "similarity_model", "distill_model", "load_teacher_vectors", "target_space", "teacher_targets",
+]

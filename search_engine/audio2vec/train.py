@@ -7,7 +7,10 @@
 - ``contrastive``: NT-Xent on (clean, degraded view) pairs, as in neural audio fingerprinting
   (see :mod:`.objectives` and :mod:`.views`);
 - ``similarity``: supervised contrastive (SupCon) on labelled sounds, the label of a file being the
-  name of the folder it is in (``kinds/piano/*.wav``): the ``similar`` space.
+  name of the folder it is in (``kinds/piano/*.wav``): the ``similar`` space;
+- ``distill``: reproduce a pretrained teacher's vectors of the same windows (``teacher_vectors``, a
+  folder made by ``teacher/aisfx_teacher.py``): cosine distillation onto the teacher's PCA space
+  (optionally whitened), a relational term on the batch's similarity matrix, optionally SupCon on folder labels.
 
 For the first two, g() is fitted after training: centre the bottlenecks of clean training windows
 and project them onto their ``embedding_dim`` principal axes, then L2-normalise. The contrastive
@@ -32,7 +35,7 @@ import numpy as np
 
 from ..audio import find_audio_files, load
 from ..errors import DecodeError, ParameterError
-from ..features import FeatureSettings, log_mel, normalize_windows
+from ..features import FeatureSettings, log_mel, normalize_windows, window_starts
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
 from .export import export
 from .model import Architecture
@@ -44,9 +47,9 @@ MIN_TRAIN_AUDIO_S = 30.0
 
 
 #: the objectives :func:`train` knows
-OBJECTIVES = ("autoencoder", "cbow", "contrastive", "similarity")
+OBJECTIVES = ("autoencoder", "cbow", "contrastive", "similarity", "distill")
 #: objectives whose g() is trained with the encoder (no decoder)
-_EMBEDDING_OBJECTIVES = ("contrastive", "similarity")
+_EMBEDDING_OBJECTIVES = ("contrastive", "similarity", "distill")
 
 
 @dataclass
@@ -83,6 +86,15 @@ class TrainConfig:
     band_shift: int = 4
     #: cbow: windows of context on each side
     context_windows: int = 2
+    #: distill: folder of teacher vectors; whether their PCA is whitened (unwhitened kept the
+    #: teacher's own ranking better, measured on the select half of similar_sounds); loss weights of the cosine,
+    #: relational (similarity matrix) and SupCon (folder labels) terms; band shift of the student's view
+    teacher_vectors: str | None = None
+    distill_whiten: bool = False
+    distill_cosine_weight: float = 1.0
+    distill_relation_weight: float = 1.0
+    distill_supcon_weight: float = 0.0
+    distill_band_shift: int = 0
     features: FeatureSettings = field(default_factory=FeatureSettings)
     architecture: Architecture = field(default_factory=Architecture)
 
@@ -233,7 +245,10 @@ def train(
     import keras
 
     from .model import build_autoencoder, build_decoder, build_encoder, build_projection
-    from .objectives import ContextSampler, LabelSampler, PairSampler, context_model, contrastive_model, similarity_model
+    from .objectives import (
+        ContextSampler, DistillSampler, LabelSampler, PairSampler, context_model, contrastive_model, distill_model,
+        load_teacher_vectors, similarity_model, target_space, teacher_targets,
+    )
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     cfg = config or TrainConfig()
@@ -247,6 +262,9 @@ def train(
         cfg.architecture = Architecture(**{**init_cfg["architecture"], "filters": tuple(init_cfg["architecture"]["filters"])})
     if cfg.objective not in OBJECTIVES:
         raise ParameterError(f"unknown objective {cfg.objective!r} (one of {', '.join(OBJECTIVES)})")
+    if (cfg.objective == "distill") != (cfg.teacher_vectors is not None):
+        raise ParameterError("the distill objective needs teacher vectors (--teacher-vectors DIR), and only it uses them")
+    teacher = load_teacher_vectors(cfg.teacher_vectors) if cfg.teacher_vectors is not None else None
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     f, arch = cfg.features, cfg.architecture
@@ -299,6 +317,42 @@ def train(
         else:
             validation = None
             log("no validation: the held-out files are of fewer than two kinds")
+    elif cfg.objective == "distill":
+        model = distill_model(
+            encoder, g, cosine_weight=cfg.distill_cosine_weight, relation_weight=cfg.distill_relation_weight,
+            supcon_weight=cfg.distill_supcon_weight, temperature=cfg.similarity_temperature,
+        )
+        where = {str(Path(n).resolve()): i for i, n in enumerate(names)}
+        spec_of = np.array([where.get(str(Path(p).resolve()), -1) for p in teacher["paths"]])[teacher["file_index"]]
+        have = spec_of >= 0
+        if not have.any():
+            raise ParameterError(f"none of the teacher's {len(teacher['paths'])} files is among the training files")
+        mean, proj, kept = target_space(teacher["vectors"][have], arch.embedding_dim, whiten=cfg.distill_whiten)
+        targets = teacher_targets(teacher["vectors"], mean, proj)
+        log(
+            f"teacher {teacher['meta'].get('teacher', '?')}: {int(have.sum())} of {len(have)} windows in the training files; "
+            f"PCA to {arch.embedding_dim} keeps {kept:.3f} of their variance"
+        )
+        labels = [Path(n).parent.name for n in names]
+        rows = [(int(spec_of[i]), int(teacher["start_frame"][i]), targets[i]) for i in np.flatnonzero(have)]
+        if cfg.distill_supcon_weight:  # files the teacher did not embed still teach their labels (SupCon only)
+            zero, embedded = np.zeros(arch.embedding_dim, np.float32), set(spec_of[have].tolist())
+            for j in sorted(set(range(len(mels))) - embedded):
+                for t0 in window_starts(len(mels[j]), window_frames=f.window_frames, hop_frames=WHOLE_HOP_FRAMES)[:2]:
+                    rows.append((j, int(t0), zero))
+            log(f"SupCon only (no teacher vector): {len(mels) - len(embedded)} files")
+
+        def part(val: bool):
+            keep = [r for r in rows if is_val[r[0]] == val]
+            local = {j: i for i, j in enumerate(sorted({r[0] for r in keep}))}
+            return [mels[j] for j in local], [labels[j] for j in local], [(local[a], b, t) for a, b, t in keep]
+
+        sampler = DistillSampler(*part(False), noise_mels, cfg, rng, k=cfg.sounds_per_label)
+        held_out = part(True)
+        validation = DistillSampler(*held_out, noise_mels, cfg, val_rng, k=cfg.sounds_per_label).batch(val_n) if held_out[2] else None
+        if validation is None:
+            log("no validation: no teacher vectors in the held-out files")
+        distilled = {"teacher": teacher["meta"], "windows": int(have.sum()), "pca_variance_kept": round(kept, 4)}
     else:
         model = contrastive_model(encoder, g, temperature=cfg.temperature)
         tracks = _tracks(names, mels, f, cfg.seed, log)
@@ -360,6 +414,7 @@ def train(
             "init": str(init) if init is not None else None,
             "final": final,
             "projection_variance_explained": explained,
+            "distilled": distilled if cfg.objective == "distill" else None,
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": {"python": platform.python_version(), "keras": keras.__version__},
         },
