@@ -83,11 +83,11 @@ def _decode(path: str) -> float:
 
 def decode_only(files: list[Path], processes: int) -> dict:
     """Seconds to decode ``files`` in ``processes`` single-threaded processes, pool start included."""
-    from indexer.indexer import _single_threaded
+    from indexer.indexer import _worker_init
 
     t0 = time.perf_counter()
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_single_threaded) as pool:
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         audio = sum(pool.map(_decode, [str(f) for f in files]))
     wall = time.perf_counter() - t0
     return {"seconds": round(wall, 2), "x_realtime": round(audio / wall, 1), "audio_s": round(audio, 1)}

@@ -25,6 +25,8 @@ from .prepare import Prepared, prepare
 #: a run over at least this many files, or this many bytes, decodes in ``workers`` processes
 MIN_FILES_FOR_PROCESSES = 32
 MIN_BYTES_FOR_PROCESSES = 32 * 2**20
+#: seconds between a decoding worker's checks that the indexing process still exists
+WATCHDOG_S = 1.0
 #: files larger than this are checked by a decoder before they are hashed
 PROBE_DECODERS_ABOVE_BYTES = 4 * 2**20
 
@@ -295,7 +297,7 @@ class Indexer:
         # a server that has already imported the decoding code
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["indexer.worker"])
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=_single_threaded) as pool:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             ahead = deque((job, pool.submit(prepare, job.path, features)) for job in itertools.islice(jobs, 2 * processes))
             while ahead:
                 job, future = ahead.popleft()
@@ -391,12 +393,29 @@ class _Job:
     old: File | None
 
 
-def _single_threaded() -> None:
-    """Worker initializer: one BLAS thread per worker process. The workers already use every core;
-    OpenBLAS's own threads would only spin against each other (indexing ran 1.6x slower)."""
+def _worker_init(indexer_pid: int) -> None:
+    """Worker initializer: one BLAS thread per worker process (the workers already use every core;
+    OpenBLAS's own threads would only spin against each other: indexing ran 1.6x slower), and a
+    watchdog that ends the worker when the indexing process is gone. After a ``kill -9`` of the
+    indexer nothing else would: the workers hold each other's queue pipes open, and they keep
+    their forkserver alive."""
+    import threading
+
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_S)
+            try:
+                os.kill(indexer_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, another user's (cannot happen for our own parent)
+                pass
+
+    threading.Thread(target=watch, name="audio2vec-watchdog", daemon=True).start()
 
 
 @dataclass

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -135,3 +136,44 @@ def test_a_second_indexer_is_turned_away_with_a_clear_message(lib, tmp_path):
     assert "being written by another process" in second.stderr and len(second.stderr.strip().splitlines()) == 1
     with SearchEngine.open(idx) as engine:
         assert engine.stats()["files"] == 0
+
+
+def _descendants(pid: int) -> set[int]:
+    """Process ids below ``pid`` (from /proc), at this moment."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_decoding_workers_end_with_a_killed_indexer(lib, tmp_path):
+    """kill -9 of an indexing run leaves no decoding worker (nor their forkserver) behind."""
+    proc = subprocess.Popen(_index_cmd(lib, tmp_path / "idx", "--workers", "2"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, children = time.monotonic() + 60, set()
+    while len(children) < 3 and proc.poll() is None and time.monotonic() < deadline:  # forkserver + 2 workers
+        time.sleep(0.05)
+        children = _descendants(proc.pid)
+    assert len(children) >= 3, "the run ended before its workers started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(c) for c in children):
+        time.sleep(0.1)
+    alive = [c for c in children if running(c)]
+    assert not alive, f"left running after the indexer was killed: {alive}"
