@@ -15,7 +15,10 @@ the installed entry point with no options but ``--index``:
 - ``audio2vec index`` of 10,000 one-shots of 0.05-2 s (``common.oneshot_library``), in files per
   second.
 
-    python benchmarks/cli_speed.py [--repeat 5] [--skip-oneshots]
+    python benchmarks/cli_speed.py [--repeat 5] [--parts index cold batch oneshots]
+
+``--parts`` measures only those (an index of the library is still built for ``cold`` and
+``batch``), keeping the other parts' figures already in ``benchmarks/results/cli_speed.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, music_library_2h, oneshot_library, write_result  # noqa: E402
 
 CLI = [str(Path(sys.executable).with_name("audio2vec"))]
+PARTS = ("index", "cold", "batch", "oneshots")
+RESULT = Path(__file__).resolve().parent / "results" / "cli_speed.json"
 
 
 def timed(args: list[str], *, ok=(0,)) -> float:
@@ -115,48 +120,53 @@ def stage_split(index: Path, clip_paths: list[Path]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--skip-oneshots", action="store_true")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = ap.parse_args()
     info = machine()
     print(info)
     files = music_library_2h()
+    every = set(args.parts) == set(PARTS)
+    result: dict = {} if every or not RESULT.exists() else json.loads(RESULT.read_text())
+    result["machine"] = info
+    command = "python benchmarks/cli_speed.py" + ("" if every else " --parts " + " ".join(args.parts))
+    result.setdefault("commands", {}).update({part: command for part in args.parts})
     work = Path(tempfile.mkdtemp(prefix="a2v_cli_speed_"))
-    result: dict = {"machine": info, "command": "python benchmarks/cli_speed.py" + (" --skip-oneshots" if args.skip_oneshots else "")}
     try:
         index = work / "index2h"
-        walls = [index_run(files, index) for _ in range(3)]
-        processes = os.cpu_count() or 1  # what `workers: 0` starts
-        dec = decode_only(files, processes)
-        audio_s = dec["audio_s"]
-        wall = statistics.median(walls)
-        result["index_2h"] = {
-            "files": len(files), "audio_s": audio_s, "workers": processes, "runs_s": [round(w, 2) for w in walls],
-            "median_s": round(wall, 2), "x_realtime": round(audio_s / wall, 1),
-            "decode_only": dec, "share_of_decode_only_rate": round(dec["seconds"] / wall, 3),
-        }
-        print("index 2h:", result["index_2h"])
+        walls = [index_run(files, index) for _ in range(3 if "index" in args.parts else 1)]
+        if "index" in args.parts:
+            processes = os.cpu_count() or 1  # what `workers: 0` starts
+            dec = decode_only(files, processes)
+            wall = statistics.median(walls)
+            result["index_2h"] = {
+                "files": len(files), "audio_s": dec["audio_s"], "workers": processes, "runs_s": [round(w, 2) for w in walls],
+                "median_s": round(wall, 2), "x_realtime": round(dec["audio_s"] / wall, 1),
+                "decode_only": dec, "share_of_decode_only_rate": round(dec["seconds"] / wall, 3),
+            }
+            print("index 2h:", result["index_2h"])
 
-        clip = clips(files, work / "single", n=1, seed=7)[0]  # 3 s
-        cold = {
-            "help": median_of(args.repeat, ["--help"]),
-            "stats": median_of(args.repeat, ["stats", "--index", str(index)]),
-            "refusal": median_of(args.repeat, ["query", str(clip), "--index", str(work / "none")], ok=(1,)),
-            "match_query_3s": median_of(args.repeat, ["query", str(clip), "--index", str(index), "--json"]),
-            "similar_query_3s": median_of(args.repeat, ["query", str(clip), "--index", str(index), "--json", "--mode", "similar"]),
-        }
-        result["cold"] = cold
-        print("cold:", json.dumps(cold))
+        if "cold" in args.parts:
+            clip = clips(files, work / "single", n=1, seed=7)[0]  # 3 s
+            result["cold"] = {
+                "help": median_of(args.repeat, ["--help"]),
+                "stats": median_of(args.repeat, ["stats", "--index", str(index)]),
+                "refusal": median_of(args.repeat, ["query", str(clip), "--index", str(work / "none")], ok=(1,)),
+                "match_query_3s": median_of(args.repeat, ["query", str(clip), "--index", str(index), "--json"]),
+                "similar_query_3s": median_of(args.repeat, ["query", str(clip), "--index", str(index), "--json", "--mode", "similar"]),
+            }
+            print("cold:", json.dumps(result["cold"]))
 
-        batch = clips(files, work / "clips")
-        walls = [timed(["query", *map(str, batch), "--index", str(index), "--json"]) for _ in range(3)]
-        wall = statistics.median(walls)
-        result["batch_582"] = {
-            "clips": len(batch), "runs_s": [round(w, 2) for w in walls], "median_s": round(wall, 2),
-            "ms_per_clip": round(1000 * wall / len(batch), 1), "stages": stage_split(index, batch),
-        }
-        print("batch:", result["batch_582"])
+        if "batch" in args.parts:
+            batch = clips(files, work / "clips")
+            walls = [timed(["query", *map(str, batch), "--index", str(index), "--json"]) for _ in range(3)]
+            wall = statistics.median(walls)
+            result["batch_582"] = {
+                "clips": len(batch), "runs_s": [round(w, 2) for w in walls], "median_s": round(wall, 2),
+                "ms_per_clip": round(1000 * wall / len(batch), 1), "stages": stage_split(index, batch),
+            }
+            print("batch:", result["batch_582"])
 
-        if not args.skip_oneshots:
+        if "oneshots" in args.parts:
             shots = oneshot_library()
             folder = shots[0].parents[1]
             walls = [index_run([folder], work / "index_shots") for _ in range(3)]
