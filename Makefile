@@ -12,7 +12,7 @@ TEACHER_STAMP := $(TEACHER_VENV)/.installed
 install: $(STAMP) browser
 
 # Debian's Chromium and its chromedriver, for the page's browser test (tests/test_browser.py);
-# installed once, as root (no sudo), when missing. Nothing is downloaded by the tests themselves.
+# installed once, as root, when missing. Nothing is downloaded by the tests themselves.
 browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \

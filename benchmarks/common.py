@@ -43,9 +43,8 @@ def require_debian_package(package: str, path: Path) -> None:
     if path.exists():
         return
     print(f"{path} missing: installing Debian package {package}", file=sys.stderr)
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(sudo + ["apt-get", "install", "-y", "--no-install-recommends", package], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", package], check=True, env=env)
 
 
 def stk_music_library() -> list[Path]:
