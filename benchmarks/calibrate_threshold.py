@@ -72,7 +72,7 @@ def calibrate(model: str, library: list[Path], speech_files: list[Path], speech:
     tmp = Path(tempfile.mkdtemp(prefix="a2v_calib_"))
     try:
         engine = SearchEngine.create(tmp / "idx", model=model)
-        Indexer(engine, workers=2).add(library, show_progress_bar=False)
+        Indexer(engine, workers=2).add(library)
         inside, inside_audio = cut_clips(library, DURATIONS, clips_per_file, rng)
         outsider_works = without_shared_music(heldout_music("calibration_outsiders"), library)
         outside, outside_audio = cut_clips(outsider_works + speech_files, DURATIONS, clips_per_file, rng)

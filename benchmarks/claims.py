@@ -250,7 +250,7 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
     records = []
     try:
         engine = SearchEngine.create(tmp / "idx", model=model)
-        report = Indexer(engine, workers=1).add(data["library"], show_progress_bar=False)
+        report = Indexer(engine, workers=1).add(data["library"])
         lib_paths = {str(Path(p).resolve()) for p in data["library"]}
         print(f"[{split}] library {report.added} files, {report.audio_s / 60:.1f} min", file=sys.stderr, flush=True)
         # clips: (kind, source, path, truth, seconds, start)

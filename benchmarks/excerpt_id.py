@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     engine = SearchEngine.create(index_dir, model=args.model)
     engine.encoder.build()
     load_s = time.perf_counter() - t0
-    report = Indexer(engine).add(files, show_progress_bar=False)
+    report = Indexer(engine).add(files)
     print(f"indexed {report.added} files, {report.audio_s / 60:.1f} min in {report.seconds:.1f} s "
           f"= {report.realtime_factor:.0f}x realtime (model load {load_s:.1f} s, not counted)", file=sys.stderr)
 

@@ -64,7 +64,7 @@ def main() -> None:
     for w in args.workers:
         with tempfile.TemporaryDirectory() as tmp, SearchEngine.create(tmp) as engine:
             engine.encoder.build()
-            report = Indexer(engine, workers=w).add(files, show_progress_bar=False)
+            report = Indexer(engine, workers=w).add(files)
             runs[str(w)] = {"seconds": round(report.seconds, 2), "audio_s": round(report.audio_s, 1), "x_realtime": round(report.realtime_factor, 1)}
             print(f"workers {w}: {report.audio_s / 60:.1f} min of audio in {report.seconds:.1f} s = {report.realtime_factor:.0f}x realtime")
     split = stages(files)

@@ -132,7 +132,7 @@ def main() -> None:
         folder = args.index or Path(tmp) / "idx"
         with SearchEngine.create(folder) as engine:
             engine.encoder.build()
-            report = Indexer(engine, workers=2).add(music_library_2h(), show_progress_bar=False)
+            report = Indexer(engine, workers=2).add(music_library_2h())
             print(f"indexed {report.audio_s / 3600:.2f} h, {len(engine.segments)} segments, {report.realtime_factor:.0f}x realtime")
             result = {"machine": info, "command": "python benchmarks/query_latency.py " + " ".join(sys.argv[1:]),
                       "library_hours": round(report.audio_s / 3600, 3), "real_segments": len(engine.segments), "clips": len(queries)}

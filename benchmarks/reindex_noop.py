@@ -60,16 +60,16 @@ def main() -> None:
         lib.mkdir()
         make_library(lib, args.files)
         with SearchEngine.create(idx) as engine:
-            first = Indexer(engine).add([lib], show_progress_bar=False)
+            first = Indexer(engine).add([lib])
             assert first.added == args.files, first.as_dict()
             print(f"first index: {args.files} files in {first.seconds:.1f} s ({args.files / first.seconds:.0f} files/s)")
-            noop = Indexer(engine).add([lib], show_progress_bar=False)
+            noop = Indexer(engine).add([lib])
             assert noop.unchanged == args.files
         cli_s = timed_cli("index", str(lib), "--index", str(idx), "--no-progress")
         for p in lib.rglob("*.wav"):
             os.utime(p)
         with SearchEngine.open(idx) as engine:
-            touched = Indexer(engine).add([lib], show_progress_bar=False)
+            touched = Indexer(engine).add([lib])
             assert touched.unchanged == args.files and touched.added == touched.updated == 0
     result = {
         "machine": info,

@@ -62,14 +62,14 @@ def _encoder(model: str):
 
     if model not in _ENCODERS:
         enc = Encoder.load(model)
-        enc.encode([np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32) * 0.1], show_progress_bar=False)
+        enc.encode([np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32) * 0.1])
         _ENCODERS[model] = enc
     return _ENCODERS[model]
 
 
 def embed_sounds(records: list[Record], model: str = "default") -> np.ndarray:
     """One whole-sound Audio2Vec vector per sound, as an index stores it: ``[n, dim]`` float32, unit length."""
-    return _encoder(model).encode([r.path for r in records], show_progress_bar=False)
+    return _encoder(model).encode([r.path for r in records])
 
 
 def mfcc_features(records: list[Record], n_mfcc: int = 20) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,8 @@ import numpy as np
 from search_engine.audio import find_audio_files, probe
 from search_engine.catalog import File, FileRecord, path_key
 from search_engine.engine import IndexedFile, SearchEngine
-from search_engine.errors import Audio2VecError, DecodeError, one_line, result_or_raise
-from search_engine.progress import progress_bar
+from search_engine.errors import Audio2VecError, DecodeError, result_or_raise
+from search_engine.progress import OnProgress
 
 from .filestate import content_hash
 from .prepare import Prepared, prepare
@@ -103,9 +102,9 @@ class Indexer:
         workers = engine.settings.workers if workers is None else int(workers)
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         self.client = client
-        self.on_error = on_error or (lambda path, msg: print(f"error: {msg}", file=sys.stderr))
+        self.on_error = on_error
 
-    def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, show_progress_bar: bool | None = None) -> IndexReport:
+    def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, on_progress: OnProgress | None = None) -> IndexReport:
         """Index files and folders (recursively), incrementally.
 
         A file with the size and mtime it had when indexed is skipped without being read; one with
@@ -116,7 +115,8 @@ class Indexer:
 
         Holds the index's writer lock for the whole run; rows and vectors are committed every
         ``settings.commit_every_files`` changed files, so an interrupted run keeps what it
-        committed and the next run does only the rest.
+        committed and the next run does only the rest. ``on_progress(done, total, path)`` is called
+        as files are taken up and finished (:mod:`search_engine.progress`).
         """
         report = IndexReport()
         t0 = time.perf_counter()
@@ -130,63 +130,68 @@ class Indexer:
             batch = _Batch()
             moved: set[int] = set()  # ids of indexed files found under a new path in this run
             every = engine.settings.commit_every_files
-            with progress_bar(show_progress_bar) as progress:
-                task = progress.add_task("indexing", total=len(files))
+            done = 0
 
-                def jobs():
-                    """Files that need decoding, found lazily: moves, copies and unchanged files go
-                    in the batch as they are found, while earlier jobs decode in the workers."""
-                    for path, key in zip(files, keys):
-                        progress.update(task, description=_short_name(path))
-                        job = self._guarded(report, path, lambda: self._one(path, key, known.get(key), batch, moved, report))
-                        if job is not None:
-                            yield job
-                        else:
-                            progress.advance(task)
-                        if len(batch) >= every:
-                            batch.commit(engine)
+            def progress(path: Path, finished: int = 0) -> None:
+                nonlocal done
+                done += finished
+                if on_progress is not None:
+                    on_progress(done, len(files), str(path))
 
-                group: list[tuple[_Job, Prepared]] = []  # decoded, waiting to share encoder calls
-
-                def store(job: _Job, result) -> None:
-                    item = self._guarded(report, job.path, lambda: result_or_raise(result))
-                    progress.advance(task)
-                    if item is None:
-                        return
-                    if job.old is not None:
-                        batch.replace.append(job.old)
-                        report.updated += 1
+            def jobs():
+                """Files that need decoding, found lazily: moves, copies and unchanged files go
+                in the batch as they are found, while earlier jobs decode in the workers."""
+                for path, key in zip(files, keys):
+                    progress(path)
+                    job = self._guarded(report, path, lambda: self._one(path, key, known.get(key), batch, moved, report))
+                    if job is not None:
+                        yield job
                     else:
-                        report.added += 1
-                    batch.add(item, report)
-                    if self._digests is not None:  # a later copy in this run finds it once committed
-                        self._digests.add(item.record.content_hash)
+                        progress(path, 1)
                     if len(batch) >= every:
                         batch.commit(engine)
 
-                def embed_group() -> None:
-                    for (job, _), result in zip(group, self._embedded(group)):
-                        store(job, result)
-                    group.clear()
+            group: list[tuple[_Job, Prepared]] = []  # decoded, waiting to share encoder calls
 
-                # files are embedded in groups of about one encoder batch of segments: many short
-                # files share each encoder call; a long file is a group of its own
-                group_frames = engine.settings.batch_size * engine.segment_hop_frames
-                for job, prep in self._prepared(jobs(), processes=self._processes(files)):
-                    progress.update(task, description=_short_name(job.path))
-                    if not isinstance(prep, Prepared) or prep.vectors is not None:  # an error, or embedded on a cluster
-                        store(job, prep if not isinstance(prep, Prepared) else IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s, prep.whole))
-                        continue
-                    group.append((job, prep))
-                    if sum(len(p.mel) for _, p in group) >= group_frames or len(group) >= every:
-                        embed_group()
-                embed_group()
-                gone = self._vanished(paths, set(keys), moved)
-                report.missing = len(gone)
-                if prune:
-                    batch.replace += gone
-                    report.pruned = len(gone)
-                batch.commit(engine)
+            def store(job: _Job, result) -> None:
+                item = self._guarded(report, job.path, lambda: result_or_raise(result))
+                progress(job.path, 1)
+                if item is None:
+                    return
+                if job.old is not None:
+                    batch.replace.append(job.old)
+                    report.updated += 1
+                else:
+                    report.added += 1
+                batch.add(item, report)
+                if self._digests is not None:  # a later copy in this run finds it once committed
+                    self._digests.add(item.record.content_hash)
+                if len(batch) >= every:
+                    batch.commit(engine)
+
+            def embed_group() -> None:
+                for (job, _), result in zip(group, self._embedded(group)):
+                    store(job, result)
+                group.clear()
+
+            # files are embedded in groups of about one encoder batch of segments: many short
+            # files share each encoder call; a long file is a group of its own
+            group_frames = engine.settings.batch_size * engine.segment_hop_frames
+            for job, prep in self._prepared(jobs(), processes=self._processes(files)):
+                progress(job.path)
+                if not isinstance(prep, Prepared) or prep.vectors is not None:  # an error, or embedded on a cluster
+                    store(job, prep if not isinstance(prep, Prepared) else IndexedFile(self._record(job, prep), prep.vectors, prep.starts_s, prep.whole))
+                    continue
+                group.append((job, prep))
+                if sum(len(p.mel) for _, p in group) >= group_frames or len(group) >= every:
+                    embed_group()
+            embed_group()
+            gone = self._vanished(paths, set(keys), moved)
+            report.missing = len(gone)
+            if prune:
+                batch.replace += gone
+                report.pruned = len(gone)
+            batch.commit(engine)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -379,7 +384,8 @@ class Indexer:
 
     def _fail(self, report: IndexReport, path: Path, exc: DecodeError) -> None:
         report.failed.append((str(path), exc.reason))
-        self.on_error(str(path), str(exc))
+        if self.on_error is not None:
+            self.on_error(str(path), str(exc))
 
 
 @dataclass
@@ -446,7 +452,3 @@ def _storable(key: str) -> bool:
     except UnicodeEncodeError:
         return False
 
-
-def _short_name(path: Path, width: int = 40) -> str:
-    name = one_line(path.name)
-    return name if len(name) <= width else "…" + name[-(width - 1) :]

@@ -88,14 +88,12 @@ class IndexSetting(Base):
 
 
 def path_key(path: str | os.PathLike) -> str:
-    """The catalog's key for a file: its absolute path, symlinks resolved (as given on a symlink loop)."""
-    from pathlib import Path
+    """The catalog's key for a file: its absolute path as the user reaches it, symlinks kept.
 
-    p = Path(path).expanduser()
-    try:
-        return str(p.resolve())
-    except (RuntimeError, OSError):  # a symlink loop: stat() reports it for that file
-        return str(p.absolute())
+    A library that is a folder of symlinks (git-annex: ``song.ogg -> .git/annex/objects/...``) is
+    reported by its own names; two links to the same bytes share their vectors as copies do.
+    """
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
 @dataclass(frozen=True)

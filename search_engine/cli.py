@@ -19,6 +19,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .progress import progress_bar
+
 EXIT_ERROR, EXIT_PARTIAL = 1, 3
 
 app = typer.Typer(
@@ -28,6 +30,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        print(f"audio2vec {version('audio2vec')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """Search engine for sound: index a library of recordings, then query it by example."""
 
 
 class Mode(str, Enum):
@@ -109,7 +128,9 @@ def index(
     try:
         with _engine(index, config, create=True, model=model, catalog_url=catalog_url, workers=workers) as engine, \
                 _dask_client(scheduler, workers) as client:
-            report = Indexer(engine, workers=engine.settings.workers, client=client).add(paths, prune=prune, show_progress_bar=progress)
+            indexer = Indexer(engine, workers=engine.settings.workers, client=client, on_error=lambda path, msg: _err(f"error: {msg}"))
+            with progress_bar(progress, "indexing") as on_progress:
+                report = indexer.add(paths, prune=prune, on_progress=on_progress)
             stats = engine.stats()
     except OSError as exc:  # e.g. the disk is full: the last commit stands
         _err(f"error: cannot write the index: {exc}. Everything committed before is intact; run the command again to go on")
@@ -185,13 +206,19 @@ def _print_table(res) -> None:
     confident = any(m.confidence is not None for m in res.matches)
     columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
     for col, justify in columns:
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=True)
+    room = max(24, console.width - 12 * len(columns) - 4)  # what the path column has left
     for m in res.matches:
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
-        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), one_line(m.path))
+        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room))
     if not res.matches:
         table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)
+
+
+def _tail(text: str, width: int) -> str:
+    """``text`` cut from the left to ``width`` characters: a long path keeps its file name."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def _clock(seconds: float | None) -> str:
@@ -204,20 +231,45 @@ def _clock(seconds: float | None) -> str:
 @app.command()
 def remove(
     paths: Annotated[list[Path], typer.Argument(help="Files, or folders whose files should all be removed.", show_default=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Remove every file under a folder without asking.")] = False,
     index: IndexOpt = None,
     config: ConfigOpt = None,
     catalog_url: CatalogOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove files from the index: their catalog rows and vectors go together, in one step."""
+    """Remove files from the index: their catalog rows and vectors go together, in one step.
+
+    A folder removes every indexed file under it: that asks first (or needs --yes when stdin is not
+    a terminal). A path that is not indexed is an error (exit 3 when others were removed, else 1).
+    """
+    from .catalog import path_key
+
+    missing = []
     with _engine(index, config, catalog_url=catalog_url) as engine:
-        removed = engine.remove(paths)
+        chosen = []
+        for p in paths:
+            files = engine.indexed_files(p)
+            if not files:
+                missing.append(p)
+                _err(f"error: {p}: not in the index")
+                continue
+            if not (len(files) == 1 and files[0].path == path_key(p)) and not yes:
+                question = f"remove all {len(files)} indexed files under {p}?"
+                if not sys.stdin.isatty():
+                    _err(f"error: {question} Add --yes to remove them without asking")
+                    raise typer.Exit(EXIT_ERROR)
+                if not typer.confirm(question, err=True):
+                    raise typer.Exit(EXIT_ERROR)
+            chosen.append(p)
+        removed = engine.remove(chosen) if chosen else []
     if as_json:
         print(json.dumps({"removed": removed}))
     else:
         for p in removed:
             print(p)
     _err(f"removed {len(removed)} files")
+    if missing:
+        raise typer.Exit(EXIT_PARTIAL if removed else EXIT_ERROR)
 
 
 @app.command()
@@ -261,7 +313,11 @@ def _dask_client(scheduler: str | None, workers: int | None):
     if scheduler is None:
         yield None
         return
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        _err("error: --scheduler needs Dask's distributed package: pip install 'audio2vec[dask]'")
+        raise typer.Exit(EXIT_ERROR) from None
 
     if scheduler == "local":
         with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
@@ -318,14 +374,16 @@ def compare(
 def embed(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (structured array) or .parquet.", show_default=False)],
-    per_window: Annotated[bool, typer.Option("--per-window/--per-file", help="One row per 0.512 s window, or one pooled row per file.")] = False,
+    per_window: Annotated[bool, typer.Option("--per-window/--per-file", help="One row per window (every segment_hop_s), or one pooled row per file.")] = False,
     model: Annotated[str, typer.Option("--model", help="Audio2Vec model folder, or 'default'.")] = "default",
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Write Audio2Vec vectors of audio files: rows of (path, start_s, vector), in file order.
 
     --per-file (default) pools each file into its whole-sound vector (start_s 0), the vector
-    `query --mode similar` compares; --per-window writes every window vector (the `match` ones).
+    `query --mode similar` compares; --per-window writes every window vector (the `match` ones),
+    one every `segment_hop_s` of the settings, as an index stores them.
     A file that cannot be read is reported on stderr and left out (exit 3).
     """
     from .embedding import embed_files, write_embeddings
@@ -334,7 +392,9 @@ def embed(
     if out.suffix not in (".npy", ".parquet"):
         raise typer.BadParameter("--out must end in .npy or .parquet", param_hint="--out")
     try:
-        table, failed = embed_files(paths, model=model, per_window=per_window, show_progress_bar=progress, on_error=lambda m: _err(f"error: {m}"))
+        hop_s = _settings(None, config).segment_hop_s
+        with progress_bar(progress, "embedding") as on_progress:
+            table, failed = embed_files(paths, model=model, per_window=per_window, hop_s=hop_s, on_progress=on_progress, on_error=lambda m: _err(f"error: {m}"))
         write_embeddings(table, out)
     except (Audio2VecError, OSError) as exc:  # OSError: --out cannot be written
         raise _fail(exc)
@@ -355,7 +415,8 @@ def label(
 ) -> None:
     """Label indexed files (stored in the catalog), for `classify`.
 
-    Labels stay with a file when it is re-indexed or moved."""
+    Labels stay with a file when it is re-indexed or moved. A path that is not indexed is an error
+    (exit 3 when others were labelled, else 1)."""
     rows: list[tuple[str, str | None]] = []
     if csv_file is not None:
         import csv
@@ -368,14 +429,17 @@ def label(
         rows += [(str(p), None if clear else name) for p in paths]
     if not rows:
         raise typer.BadParameter("nothing to label: give PATHS with --label, or --csv FILE")
-    done = 0
+    done, missing = 0, 0
     with _engine(index, config, catalog_url=catalog_url) as engine:
         for path, value in rows:
             found = engine.label([path], value)
             if not found:
+                missing += 1
                 _err(f"error: {path}: not in the index")
             done += len(found)
     _err(f"labelled {done} files")
+    if missing:
+        raise typer.Exit(EXIT_PARTIAL if done else EXIT_ERROR)
 
 
 @app.command()
@@ -438,7 +502,7 @@ def train(
         distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten,
     )
     try:
-        run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2)
+        run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err)
     except Audio2VecError as exc:
         raise _fail(exc)
 

@@ -56,6 +56,12 @@ def check_compatible(settings: Settings, stored: dict):
         folder = bundled_model(stored.get("model_id"))
         if folder is not None:
             encoder = Encoder.load(folder)
+    hop = int(stored["segment_hop_frames"])
+    if hop % settings.query_phases:
+        raise ParameterError(
+            f"query_phases={settings.query_phases} does not divide the {hop}-frame segment hop of the index at "
+            f"{settings.index_dir}: use a divisor of {hop} (the default is 2)"
+        )
     now = {"model_id": encoder.model_id, "features": encoder.features.as_dict(), "embedding_dim": encoder.dim}
     differs = differences({k: stored.get(k) for k in GUARDED}, now)
     if differs:

@@ -10,8 +10,8 @@ import numpy as np
 
 from .audio import find_audio_files, load
 from .catalog import path_key
-from .errors import DecodeError
-from .progress import progress_bar
+from .errors import DecodeError, ParameterError
+from .progress import OnProgress
 
 
 def embed_files(
@@ -19,8 +19,8 @@ def embed_files(
     *,
     model: str = "default",
     per_window: bool = False,
-    hop_frames: int = 32,
-    show_progress_bar: bool | None = None,
+    hop_s: float = 0.512,
+    on_progress: OnProgress | None = None,
     on_error: Callable[[str], None] | None = None,
 ) -> tuple[dict, int]:
     """Vectors of every audio file under ``paths``, in walk order.
@@ -28,9 +28,14 @@ def embed_files(
     Parameters
     ----------
     per_window : bool
-        One row per window (every ``hop_frames`` frames; 32 = 0.512 s, the index's segment hop), or
+        One row per window (every ``hop_s`` seconds, rounded to whole frames: as an index's
+        segments every ``segment_hop_s``), or
         one whole-sound row per file (``start_s`` 0): :meth:`Encoder.whole`, the vector an index
         stores for ``similar``.
+    on_progress : callable(done, total, path), optional
+        Called after each file (:mod:`search_engine.progress`).
+    on_error : callable(message), optional
+        Called once per file that cannot be read.
 
     Returns
     -------
@@ -42,32 +47,34 @@ def embed_files(
     from .audio2vec import Encoder
     from .audio2vec.encoder import spectrogram
 
+    from .features import frames_for
+
     encoder = Encoder.load(model)
+    hop_frames = frames_for(hop_s, encoder.features)
     files = list(dict.fromkeys(find_audio_files(paths)))
     names: list[str] = []
     starts_all, vectors = [], []
     failed = 0
-    with progress_bar(show_progress_bar) as bar:
-        task = bar.add_task("embedding", total=len(files))
-        for path in files:
-            try:
-                y, _ = load(path, sr=encoder.features.sample_rate_hz)
-                if per_window:
-                    e = encoder.embed(y, hop_frames=hop_frames, source=path)
-                    v, starts = e.vectors, e.starts_s
-                else:
-                    v = encoder.whole(spectrogram(y, encoder.features, source=path), source=path)[None]
-                    starts = np.zeros(1)
-            except DecodeError as exc:
-                failed += 1
-                if on_error:
-                    on_error(str(exc))
-                continue
-            finally:
-                bar.advance(task)
-            names += [path_key(path)] * len(v)
-            starts_all.append(starts)
-            vectors.append(v)
+    for done, path in enumerate(files, 1):
+        try:
+            y, _ = load(path, sr=encoder.features.sample_rate_hz)
+            if per_window:
+                e = encoder.embed(y, hop_frames=hop_frames, source=path)
+                v, starts = e.vectors, e.starts_s
+            else:
+                v = encoder.whole(spectrogram(y, encoder.features, source=path), source=path)[None]
+                starts = np.zeros(1)
+        except DecodeError as exc:
+            failed += 1
+            if on_error:
+                on_error(str(exc))
+            continue
+        finally:
+            if on_progress is not None:
+                on_progress(done, len(files), str(path))
+        names += [path_key(path)] * len(v)
+        starts_all.append(starts)
+        vectors.append(v)
     return {
         "path": names,
         "start_s": np.concatenate(starts_all) if starts_all else np.empty(0),
@@ -82,8 +89,11 @@ def write_embeddings(table: dict, out: str | os.PathLike) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
     vec = np.asarray(table["vector"], dtype=np.float32)
     if out.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ParameterError(f"{out}: writing .parquet needs pyarrow: pip install 'audio2vec[parquet]' (or write .npy)") from None
 
         column = pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), vec.shape[1])
         pq.write_table(pa.table({"path": table["path"], "start_s": table["start_s"], "vector": column}), tmp)

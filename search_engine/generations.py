@@ -157,12 +157,12 @@ class Generations:
             self.add(update=[(f.id, {"label": label}) for f in files.values()])
         return sorted(f.path for f in files.values())
 
+    def indexed_files(self, path: str | os.PathLike) -> list[File]:
+        """The indexed files ``path`` names: that file, or every file under that folder ([] if none)."""
+        return self.catalog.files_under(path_key(path)) or self.catalog.files_under(str(path))
+
     def _files(self, paths: Iterable[str | os.PathLike]) -> dict[int, File]:
-        files: dict[int, File] = {}
-        for p in paths:
-            for f in self.catalog.files_under(path_key(p)) or self.catalog.files_under(str(p)):
-                files[f.id] = f
-        return files
+        return {f.id: f for p in paths for f in self.indexed_files(p)}
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> list[str]:
         """Remove files (or every file under a folder) from the index; returns the removed paths."""

@@ -50,7 +50,7 @@ def built_index(library, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("index")
     with SearchEngine.create(folder) as engine:
-        report = Indexer(engine).add([os.path.dirname(next(iter(library)))], show_progress_bar=False)
+        report = Indexer(engine).add([os.path.dirname(next(iter(library)))])
     assert report.added == len(library) and not report.failed
     return folder
 

@@ -28,12 +28,12 @@ def test_local_cluster_indexes_like_a_local_run(tmp_path):
         sf.write(lib / f"t{i}.wav", tune(300 + i, 6.0), SR)
     (lib / "bad.wav").write_text("not audio\n" * 10)
     with SearchEngine.create(tmp_path / "local") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         names, local = _vectors(engine, lib)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client, SearchEngine.create(tmp_path / "dask") as engine:
         errors = []
-        report = Indexer(engine, client=client, on_error=lambda p, m: errors.append(m)).add([lib], show_progress_bar=False)
+        report = Indexer(engine, client=client, on_error=lambda p, m: errors.append(m)).add([lib])
         assert report.added == 4 and len(report.failed) == 1 and "not a readable audio file" in errors[0]
         assert engine.check()["ok"]
         dnames, remote = _vectors(engine, lib)

@@ -151,7 +151,7 @@ def test_an_index_from_before_similar_models_keeps_pooled_whole_vectors(tmp_path
             s.execute(delete(IndexSetting).where(IndexSetting.key == "similar_model_id"))
     with SearchEngine.open(tmp_path / "idx") as engine:
         assert engine.whole_encoder is None
-        Indexer(engine).add([path], show_progress_bar=False)
+        Indexer(engine).add([path])
         f = engine.catalog.files_by_path([path])[path]
         segments = engine.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
         assert np.allclose(engine.wholes.reconstruct([f.id])[0], pool(segments), atol=1e-6)
@@ -184,7 +184,7 @@ def test_an_index_of_the_former_default_model_keeps_using_it(tmp_path, library):
     assert {"default", "autoencoder"} <= set(bundled_models())
     path, y = next(iter(library.items()))
     with SearchEngine.create(tmp_path / "idx", model="autoencoder") as engine:
-        Indexer(engine).add([path], show_progress_bar=False)
+        Indexer(engine).add([path])
         autoencoder_id = engine.encoder.model_id
         with engine.catalog.Session.begin() as s:
             Catalog.put_settings(s, {"model": "default"})  # as written before the default changed

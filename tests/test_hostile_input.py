@@ -67,7 +67,7 @@ def _index(engine, paths):
     from indexer import Indexer
 
     errors = []
-    report = Indexer(engine, on_error=lambda path, msg: errors.append((path, msg))).add(paths, show_progress_bar=False)
+    report = Indexer(engine, on_error=lambda path, msg: errors.append((path, msg))).add(paths)
     return report, errors
 
 

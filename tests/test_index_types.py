@@ -59,9 +59,9 @@ def test_store_appends_cuts_leftovers_and_maps_the_committed_prefix(tmp_path):
 def test_library_past_the_threshold_gets_a_trained_ivf_pq_index_and_still_matches(tmp_path):
     lib = _library(tmp_path / "lib", 4)  # 4 x 20 s: about 150 segments
     with SearchEngine.create(tmp_path / "idx", **SMALL) as engine:
-        Indexer(engine).add([lib / "t0.wav", lib / "t1.wav"], show_progress_bar=False)
+        Indexer(engine).add([lib / "t0.wav", lib / "t1.wav"])
         assert engine.segments.is_flat and len(engine.segments) < 120
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         n = len(engine.segments)
         assert n >= 120 and not engine.segments.is_flat
         info = engine.stats()
@@ -83,13 +83,13 @@ def test_library_past_the_threshold_gets_a_trained_ivf_pq_index_and_still_matche
 def test_an_index_made_before_the_store_gets_it_on_the_next_write(tmp_path):
     lib = _library(tmp_path / "lib", 2, seconds=8.0)
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib / "t0.wav"], show_progress_bar=False)
+        Indexer(engine).add([lib / "t0.wav"])
         before = engine.segment_vectors(np.arange(len(engine.segments)))
     os.unlink(tmp_path / "idx" / "segments.vectors")  # as an index from before the store
     with SearchEngine.open(tmp_path / "idx") as engine:
         assert engine.check()["ok"]  # a flat index without a store is still whole
         assert np.array_equal(engine.segment_vectors(np.arange(len(before))), before)  # read from FAISS
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         assert engine.store.rows_on_disk() == len(engine.segments)
         assert np.array_equal(engine.store[np.arange(len(before))], before)
         assert engine.check()["ok"]
@@ -98,7 +98,7 @@ def test_an_index_made_before_the_store_gets_it_on_the_next_write(tmp_path):
 def test_check_finds_a_store_that_disagrees_with_the_index(tmp_path):
     lib = _library(tmp_path / "lib", 1, seconds=8.0)
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         with open(tmp_path / "idx" / "segments.vectors", "r+b") as f:
             f.write(np.full(64, 0.5, np.float32).tobytes())
         assert "disagree" in " ".join(engine.check()["problems"])
@@ -120,5 +120,5 @@ def test_an_index_that_cannot_be_trained_yet_keeps_the_exact_one(tmp_path):
     settings = {**SMALL, "large_index_factory": "IVF{nlist},PQ8"}  # 256 centroids: more than the vectors
     with SearchEngine.create(tmp_path / "idx", **settings) as engine:
         with pytest.warns(UserWarning, match="kept the IDMap2,Flat index"):
-            report = Indexer(engine).add([lib], show_progress_bar=False)
+            report = Indexer(engine).add([lib])
         assert report.added == 4 and engine.segments.is_flat and engine.check()["ok"]

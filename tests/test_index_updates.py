@@ -36,14 +36,14 @@ def lib(tmp_path):
 
 def test_reindex_skips_unchanged_and_reembeds_changed(tmp_path, lib):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        first = Indexer(engine).add([lib], show_progress_bar=False)
+        first = Indexer(engine).add([lib])
         assert (first.added, first.unchanged) == (3, 0)
-        again = Indexer(engine).add([lib], show_progress_bar=False)
+        again = Indexer(engine).add([lib])
         assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
         new = tune(300, 9.0)
         sf.write(lib / "t1.wav", new, SR)
         os.utime(lib / "t1.wav", ns=(1, 1))
-        changed = Indexer(engine).add([lib], show_progress_bar=False)
+        changed = Indexer(engine).add([lib])
         assert (changed.updated, changed.unchanged) == (1, 2)
         _consistent(engine)
         m = engine.query((new[2 * SR : 6 * SR], SR), k=1)[0]
@@ -53,7 +53,7 @@ def test_reindex_skips_unchanged_and_reembeds_changed(tmp_path, lib):
 
 def test_remove_deletes_rows_and_vectors(tmp_path, lib):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         removed = engine.remove([lib / "t0.wav"])
         assert [os.path.basename(p) for p in removed] == ["t0.wav"]
         _consistent(engine)
@@ -74,7 +74,7 @@ def test_failure_mid_write_keeps_last_committed_state(tmp_path, lib, monkeypatch
     from search_engine.vectors import VectorIndex
 
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib / "t0.wav"], show_progress_bar=False)
+        Indexer(engine).add([lib / "t0.wav"])
         before = engine.stats()
         if where == "vectors":  # the disk fills while the new vector files are written
             real_save = VectorIndex.save
@@ -82,7 +82,7 @@ def test_failure_mid_write_keeps_last_committed_state(tmp_path, lib, monkeypatch
         else:  # the catalog commit fails after the vector files were written
             monkeypatch.setattr(Catalog, "put_settings", staticmethod(_disk_full))
         with pytest.raises(OSError):
-            Indexer(engine).add([lib], show_progress_bar=False)
+            Indexer(engine).add([lib])
         monkeypatch.undo()
         _consistent(engine)
         assert engine.stats()["files"] == before["files"]
@@ -90,7 +90,7 @@ def test_failure_mid_write_keeps_last_committed_state(tmp_path, lib, monkeypatch
     with SearchEngine.open(tmp_path / "idx") as engine:
         _consistent(engine)
         assert engine.stats()["generation"] == before["generation"]
-        assert Indexer(engine).add([lib], show_progress_bar=False).added == 2
+        assert Indexer(engine).add([lib]).added == 2
 
 
 def test_bad_files_are_reported_and_skipped(tmp_path, lib):
@@ -99,7 +99,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path, lib):
     sf.write(lib / "quiet.flac", np.zeros(SR * 2, dtype=np.float32), SR)
     errors = []
     with SearchEngine.create(tmp_path / "idx") as engine:
-        report = Indexer(engine, on_error=lambda p, m: errors.append(m)).add([lib], show_progress_bar=False)
+        report = Indexer(engine, on_error=lambda p, m: errors.append(m)).add([lib])
         assert report.added == 3 and len(report.failed) == 3
         assert sorted(os.path.basename(p) for p, _ in report.failed) == ["broken.wav", "empty.mp3", "quiet.flac"]
         assert all("\n" not in m and str(lib) in m for m in errors)
@@ -109,7 +109,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path, lib):
 
 def test_moved_index_folder_still_opens(tmp_path, lib):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
     shutil.move(tmp_path / "idx", tmp_path / "moved")
     with SearchEngine.open(tmp_path / "moved") as engine:
         assert engine.stats()["files"] == 3
@@ -118,7 +118,7 @@ def test_moved_index_folder_still_opens(tmp_path, lib):
 
 def test_touched_moved_and_copied_files_are_not_embedded_again(tmp_path, lib, monkeypatch):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         ids = {os.path.basename(f.path): f.id for f in engine.catalog.files_under(str(lib))}
         gen = engine.generation
 
@@ -129,7 +129,7 @@ def test_touched_moved_and_copied_files_are_not_embedded_again(tmp_path, lib, mo
         os.utime(lib / "t0.wav", ns=(5, 5))  # same bytes, new mtime
         os.rename(lib / "t1.wav", lib / "renamed.wav")
         shutil.copy(lib / "t2.wav", lib / "copy.wav")
-        report = Indexer(engine).add([lib], show_progress_bar=False)
+        report = Indexer(engine).add([lib])
         assert (report.unchanged, report.moved, report.copied, report.added, report.updated) == (2, 1, 1, 0, 0)
         after = {os.path.basename(f.path): f for f in engine.catalog.files_under(str(lib))}
         assert sorted(after) == ["copy.wav", "renamed.wav", "t0.wav", "t2.wav"]
@@ -145,11 +145,11 @@ def test_touched_moved_and_copied_files_are_not_embedded_again(tmp_path, lib, mo
 
 def test_prune_drops_vanished_files_only_when_asked(tmp_path, lib):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         (lib / "t0.wav").unlink()
-        kept = Indexer(engine).add([lib], show_progress_bar=False)
+        kept = Indexer(engine).add([lib])
         assert (kept.missing, kept.pruned, engine.stats()["files"]) == (1, 0, 3)
-        pruned = Indexer(engine).add([lib], prune=True, show_progress_bar=False)
+        pruned = Indexer(engine).add([lib], prune=True)
         assert (pruned.missing, pruned.pruned, pruned.unchanged) == (1, 1, 2)
         assert engine.stats()["files"] == 2
         _consistent(engine)
@@ -157,7 +157,7 @@ def test_prune_drops_vanished_files_only_when_asked(tmp_path, lib):
 
 def test_check_finds_a_vector_without_a_row(tmp_path, lib):
     with SearchEngine.create(tmp_path / "idx") as engine:
-        Indexer(engine).add([lib / "t0.wav"], show_progress_bar=False)
+        Indexer(engine).add([lib / "t0.wav"])
         engine.segments.add(np.zeros((1, engine.encoder.dim), np.float32), np.array([10**6]))
         engine.segments.remove(np.array([0]))
         engine._save_vectors(engine.generation)
@@ -171,12 +171,12 @@ def test_second_writer_is_refused_while_readers_go_on(tmp_path, lib):
 
     with SearchEngine.create(tmp_path / "idx") as writer, SearchEngine.open(tmp_path / "idx") as other:
         with writer.writing():
-            Indexer(writer).add([lib / "t0.wav"], show_progress_bar=False)
+            Indexer(writer).add([lib / "t0.wav"])
             with pytest.raises(IndexLockedError, match="another process"):
-                Indexer(other).add([lib], show_progress_bar=False)
+                Indexer(other).add([lib])
             # a reader sees the committed file without reopening
             assert other.query((tune(200, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t0.wav")
-        assert Indexer(other).add([lib], show_progress_bar=False).added == 2
+        assert Indexer(other).add([lib]).added == 2
         assert writer.query((tune(202, 8.0)[SR : 5 * SR], SR), k=1)[0].path.endswith("t2.wav")
 
 
@@ -186,7 +186,7 @@ def test_workers_give_the_same_index_as_one_process(tmp_path, lib):
     for workers in (1, 2):
         errors = []
         with SearchEngine.create(tmp_path / f"idx{workers}") as engine:
-            report = Indexer(engine, workers=workers, on_error=lambda p, m: errors.append(m)).add([lib], show_progress_bar=False)
+            report = Indexer(engine, workers=workers, on_error=lambda p, m: errors.append(m)).add([lib])
             assert report.added == 3 and [os.path.basename(p) for p, _ in report.failed] == ["bad.wav"]
             assert len(errors) == 1 and "not a readable audio file" in errors[0]
             _consistent(engine)

@@ -84,6 +84,6 @@ def test_very_short_sounds_are_embedded(encoder, tmp_path):
         e = encoder.embed(y, hop_frames=32)
         assert e.vectors.shape == (1, encoder.dim) and np.isfinite(e.vectors).all()
     sf.write(tmp_path / "tick.wav", np.interp(np.arange(838) / 44100 * 16000, np.arange(304), tick), 44100)
-    z = encoder.encode([tmp_path / "tick.wav", tick], show_progress_bar=False)  # whole-sound vectors
+    z = encoder.encode([tmp_path / "tick.wav", tick])  # whole-sound vectors
     assert z.shape == (2, encoder.similar.dim) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-3)
     assert np.linalg.norm(z[0] - z[1]) < 0.5  # the file and the waveform are the same tick

@@ -170,15 +170,15 @@ def test_the_similarity_objective_trains_the_similar_model_of_another(tmp_path, 
     enc = Encoder.load(match)
     assert enc.similar.model_id == record["model_id"] != enc.model_id
     clip = tune(70, 3.0)
-    whole = enc.encode([clip], show_progress_bar=False)[0]
-    assert np.allclose(whole, enc.similar.encode([clip], show_progress_bar=False)[0])
+    whole = enc.encode([clip])[0]
+    assert np.allclose(whole, enc.similar.encode([clip])[0])
     with SearchEngine.create(tmp_path / "idx", model=str(match)) as engine:
-        Indexer(engine).add([kinds_dir], show_progress_bar=False)
+        Indexer(engine).add([kinds_dir])
         assert engine.catalog.settings()["similar_model_id"] == record["model_id"]
         f = engine.catalog.files_by_path([str(kinds_dir / "tune" / "tune1.wav")])
         stored = engine.wholes.reconstruct([next(iter(f.values())).id])[0]
         y, _ = sf.read(kinds_dir / "tune" / "tune1.wav", dtype="float32")
-        assert np.allclose(stored, enc.encode([y], show_progress_bar=False)[0], atol=1e-5)
+        assert np.allclose(stored, enc.encode([y])[0], atol=1e-5)
         assert np.allclose(engine.vector((y, SR)), stored, atol=1e-5)
 
 
@@ -203,12 +203,12 @@ def test_a_list_of_similar_models_is_one_ensemble_model(tmp_path, kinds_dir):
     assert np.allclose(z, np.hstack([a.encode_windows(x), b.encode_windows(x)]) / np.sqrt(2), atol=1e-6)
     assert np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
     with SearchEngine.create(tmp_path / "idx", model=str(match)) as engine:
-        Indexer(engine).add([kinds_dir], show_progress_bar=False)
+        Indexer(engine).add([kinds_dir])
         assert engine.catalog.settings()["similar_model_id"] == ens.model_id
         y, _ = sf.read(kinds_dir / "noise" / "noise2.wav", dtype="float32")
         best = engine.query((y, SR), mode="similar", k=2)[0]
         assert best.path.endswith("noise2.wav") and best.distance < 1e-3
-        assert np.allclose(engine.vector((y, SR)), ens.encode([y], show_progress_bar=False)[0], atol=1e-5)
+        assert np.allclose(engine.vector((y, SR)), ens.encode([y])[0], atol=1e-5)
 
 
 def test_a_long_recording_s_whole_vector_averages_windows_spread_over_it():

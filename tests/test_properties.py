@@ -236,7 +236,7 @@ def test_indexing_random_files_stores_only_finite_vectors(scratch_index, tmp_pat
     paths = [_write(sig, folder / f"f{i}.wav", subtype) for i, (sig, subtype) in enumerate(zip(sigs, subtypes))]
     before = engine.stats()["files"]
     errors = []
-    report = Indexer(engine, on_error=lambda p, m: errors.append((p, m))).add([folder], show_progress_bar=False)
+    report = Indexer(engine, on_error=lambda p, m: errors.append((p, m))).add([folder])
     event(f"files indexed: {report.added + report.copied + report.moved}, failed: {len(report.failed)}")
     # moved: the same bytes as a file of an earlier example, which has been deleted since
     assert report.added + report.copied + report.moved + len(report.failed) == len(paths)

@@ -219,12 +219,12 @@ def test_answers_while_an_index_run_commits(tmp_path):
     sf.write(first, tunes[first], SR)
     folder = tmp_path / "index"
     with SearchEngine.create(folder) as writer:
-        Indexer(writer).add([first], show_progress_bar=False)
+        Indexer(writer).add([first])
         with SearchEngine.open(folder) as reader, TestClient(create_app(reader, warm_up=False)) as client:
             assert client.get("/health").json()["files"] == 1
             for path, y in list(tunes.items())[1:]:
                 sf.write(path, y, SR)
-                Indexer(writer).add([path], show_progress_bar=False)
+                Indexer(writer).add([path])
                 r = client.post("/query", files={"clip": ("q.wav", wav_bytes(y[2 * SR : 5 * SR]), "audio/wav")}).json()
                 assert r["results"][0]["path"] == str(path) and r["matched"] is True
             assert client.get("/health").json()["files"] == 3

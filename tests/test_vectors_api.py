@@ -43,7 +43,7 @@ def test_vector_is_the_stored_whole_recording_vector(engine, library):
 
 def test_encoder_encode_keeps_order_and_shape(encoder, library):
     a, b = list(library)[:2]
-    z = encoder.encode([a, (library[b], SR), a], show_progress_bar=False)
+    z = encoder.encode([a, (library[b], SR), a])
     assert z.shape == (3, encoder.similar.dim) and z.dtype == np.float32
     assert np.allclose(z[0], z[2]) and not np.allclose(z[0], z[1])
     assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
@@ -67,7 +67,7 @@ def test_cli_embed_per_file_and_per_window(library, encoder, tmp_path, suffix):
 
     paths, starts, vectors = read(per_file)
     assert paths == sorted(library) and vectors.shape == (len(library), encoder.similar.dim) and not starts.any()
-    assert np.allclose(vectors, encoder.encode(paths, show_progress_bar=False), atol=1e-5)
+    assert np.allclose(vectors, encoder.encode(paths), atol=1e-5)
     wpaths, wstarts, wvectors = read(per_window)
     first = [i for i, p in enumerate(wpaths) if p == paths[0]]
     assert np.allclose(wstarts[first], 0.512 * np.arange(len(first)), atol=1e-3)
@@ -96,7 +96,7 @@ def test_label_and_classify_by_neighbours(tmp_path):
             sf.write(lib / kind / f"{i}.wav", _sound(kind, 10 * i + len(kind)), SR)
     idx = tmp_path / "idx"
     with SearchEngine.create(idx) as engine:
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
     for kind in ("tune", "noise", "chord"):
         assert runner.invoke(app, ["label", str(lib / kind), "--label", kind, "--index", str(idx)]).exit_code == 0
     clips = []
@@ -113,6 +113,6 @@ def test_label_and_classify_by_neighbours(tmp_path):
         assert mixed.label == "unknown" and mixed.confidence < 1.0
         # a label stays with its file when the file is re-embedded
         sf.write(lib / "tune" / "0.wav", _sound("tune", 12345), SR)
-        Indexer(engine).add([lib], show_progress_bar=False)
+        Indexer(engine).add([lib])
         (f,) = [f for f in engine.catalog.files_under(str(lib / "tune")) if f.path.endswith("0.wav")]
         assert f.label == "tune"

@@ -284,7 +284,7 @@ class Encoder:
         *,
         batch_size: int = 512,
         hop_frames: int = WHOLE_HOP_FRAMES,
-        show_progress_bar: bool | None = None,
+        on_progress=None,
     ) -> np.ndarray:
         """One vector per clip (the whole-sound, ``similar`` vector, made by :attr:`similar` as
         :meth:`whole` makes an indexed file's), in input order.
@@ -297,8 +297,8 @@ class Encoder:
             clips cost few calls.
         hop_frames : int
             Window hop in frames (:data:`WHOLE_HOP_FRAMES` = 1.024 s, as in an index).
-        show_progress_bar : bool, optional
-            Progress bar on stderr (default: when stderr is a terminal).
+        on_progress : callable(done, total, item), optional
+            Called as clips are embedded (:mod:`search_engine.progress`).
 
         Returns
         -------
@@ -310,11 +310,10 @@ class Encoder:
             For the first clip that cannot be used (unreadable, silent, ...).
         """
         from ..audio import load_clip
-        from ..progress import progress_bar
         from ..query import pool
 
         if self.similar is not self:
-            return self.similar.encode(clips, batch_size=batch_size, hop_frames=hop_frames, show_progress_bar=show_progress_bar)
+            return self.similar.encode(clips, batch_size=batch_size, hop_frames=hop_frames, on_progress=on_progress)
         sr = self.features.sample_rate_hz
         clips = list(clips)
         out = np.empty((len(clips), self.dim), dtype=np.float32)
@@ -327,18 +326,18 @@ class Encoder:
                 out[i] = pool(z)
             pending.clear()
 
-        with progress_bar(show_progress_bar) as bar:
-            task = bar.add_task("embedding", total=len(clips))
-            for i, clip in enumerate(clips):
-                name, y = load_clip(clip, sr=sr)
-                win, _ = self.raw_windows(y, hop_frames=hop_frames, source=name)
-                pending.append((i, win[whole_windows(len(win))]))
-                if sum(len(w) for _, w in pending) >= batch_size:
-                    flush()
-                    bar.update(task, completed=i + 1)
-            if pending:
+        for i, clip in enumerate(clips):
+            name, y = load_clip(clip, sr=sr)
+            win, _ = self.raw_windows(y, hop_frames=hop_frames, source=name)
+            pending.append((i, win[whole_windows(len(win))]))
+            if sum(len(w) for _, w in pending) >= batch_size:
                 flush()
-            bar.update(task, completed=len(clips))
+                if on_progress is not None:
+                    on_progress(i + 1, len(clips), str(name))
+        if pending:
+            flush()
+        if on_progress is not None:
+            on_progress(len(clips), len(clips), "")
         return out
 
     def windows(self, y: np.ndarray, *, hop_frames: int, source: object = "<waveform>"):

@@ -16,7 +16,7 @@ For the first two, g() is fitted after training: centre the bottlenecks of clean
 and project them onto their ``embedding_dim`` principal axes, then L2-normalise. The contrastive
 and similarity objectives train g() (dense projection + L2 normalisation) with the encoder.
 
-Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``) or ``python -m search_engine.audio2vec.train``.
+Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +103,7 @@ def _mel_power(y: np.ndarray, features: FeatureSettings) -> np.ndarray:
     return np.power(10.0, log_mel(y, settings=features) / 10.0, dtype=np.float32)
 
 
-def _power_mels(files, features: FeatureSettings, log=print):
+def _power_mels(files, features: FeatureSettings, log):
     """Decode files to mel power spectrograms ``[(frames, mels)]``, skipping (and reporting) bad ones."""
     mels, names, seconds = [], [], 0.0
     for path in files:
@@ -250,7 +249,7 @@ def train(
         load_teacher_vectors, similarity_model, target_space, teacher_targets,
     )
 
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log = log or (lambda msg: None)
     cfg = config or TrainConfig()
     out = Path(out)
     if init is not None:
@@ -424,16 +423,6 @@ def train(
     shutil.rmtree(ckpt, ignore_errors=True)
     log(f"wrote model {record['model_id']} to {out}")
     return out
-
-
-def main(argv=None) -> int:  # pragma: no cover - thin argparse shell used by `python -m`
-    from ..cli import app
-
-    return app(["train", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
 
 
 __all__ = ["TrainConfig", "train"]
