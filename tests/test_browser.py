@@ -8,6 +8,7 @@ downloaded. Set AUDIO2VEC_SCREENSHOT=FILE.png to save a picture of the page afte
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -88,7 +89,7 @@ def first_row(driver):
     return rows[0] if rows else None
 
 
-def test_upload_find_and_play(server, browser, library, tmp_path):
+def test_upload_find_and_play(server, browser, library, engine, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -101,8 +102,14 @@ def test_upload_find_and_play(server, browser, library, tmp_path):
     row = wait_for(browser, lambda d: first_row(d) if first_row(d) and "results for" in d.find_element(By.ID, "status").text else None)
     assert row.find_element(By.CSS_SELECTOR, ".path").text == path
     assert "matched" in row.find_element(By.CSS_SELECTOR, ".found").text
+    # the calibrated confidence is shown, as the JSON gives it
+    shown = row.find_element(By.CSS_SELECTOR, ".found .confidence").text
+    assert re.fullmatch(r"\d{1,3} %", shown), shown
+    confidence = engine.query(clip, k=1)[0].confidence
+    assert int(shown.split()[0]) == round(100 * confidence)
     verdict = browser.find_element(By.ID, "verdict")
     assert "found" in verdict.get_attribute("class").split() and "Found" in verdict.text
+    assert f"confidence {round(100 * confidence)} %" in verdict.text
     # the spectrogram is drawn and the matched region marked
     wait_for(browser, lambda d: d.execute_script("return !document.querySelector('#picture').hidden && !document.querySelector('#region').hidden"))
     if os.environ.get("AUDIO2VEC_SCREENSHOT"):

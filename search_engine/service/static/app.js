@@ -95,7 +95,7 @@ async function show(answer, took) {
     const top = results[0];
     if (answer.matched && top) {
       v.className = "found";
-      v.textContent = `Found: ${baseName(top.path)} at ${clock(top.offset_s)} (distance ${top.distance.toFixed(3)})`;
+      v.textContent = `Found: ${baseName(top.path)} at ${clock(top.offset_s)} (${sure(top.confidence)}distance ${top.distance.toFixed(3)})`;
     } else {
       v.className = "not-found";
       v.textContent = results.length
@@ -111,12 +111,17 @@ async function show(answer, took) {
   select(results.length ? 0 : -1);
 }
 
+// the calibrated claim confidence (a probability, 0-1) as the page shows it
+function percent(p) { return `${Math.round(100 * p)} %`; }
+function sure(p) { return p == null ? "" : `confidence ${percent(p)}, `; }
+
 function renderResults(results, how) {
   els.body.replaceChildren();
   results.forEach((r, i) => {
     const tr = document.createElement("tr");
     tr.dataset.index = i;
-    const found = r.matched === true ? '<span class="yes">matched</span>' : r.matched === false ? '<span class="no">no</span>' : '<span class="na">similar</span>';
+    const found = (r.matched === true ? '<span class="yes">matched</span>' : r.matched === false ? '<span class="no">no</span>' : '<span class="na">similar</span>')
+      + (r.confidence == null ? "" : ` <span class="confidence" title="calibrated probability that this recording holds the clip">${percent(r.confidence)}</span>`);
     tr.innerHTML = `<td class="num">${r.rank}</td><td class="num distance">${r.distance.toFixed(4)}</td><td class="found">${found}</td>`
       + `<td class="num offset">${clock(r.offset_s)}</td><td class="path"></td>`
       + `<td class="actions"><button type="button" class="play" title="Play the passage (Enter)">▶ Play</button>`
