@@ -21,29 +21,20 @@ The engine is one object; its jobs live in their own modules:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .catalog import Catalog, FileRecord
+from .catalog import Catalog
 from .compatibility import check_compatible, initial_settings, whole_encoder
 from .config import Settings, load_config
 from .errors import IndexNotFoundError, result_or_raise
-from .generations import STORE_FILE, Generations, holding
+from .generations import STORE_FILE, Generations, IndexedFile, holding
 from .inspection import Inspection
 from .query import pool
 from .searching import Searching
 
-
-@dataclass
-class IndexedFile:
-    """A decoded and embedded file, ready to be stored by :meth:`SearchEngine.add`."""
-
-    record: FileRecord
-    vectors: np.ndarray  # [n, dim]
-    starts_s: np.ndarray  # [n]
-    whole: np.ndarray  # [dim]: the whole-sound vector (``similar`` space), :meth:`SearchEngine.whole`
+__all__ = ["IndexedFile", "SearchEngine"]
 
 
 class SearchEngine(Generations, Searching, Inspection):

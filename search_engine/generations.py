@@ -13,19 +13,27 @@ import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from .catalog import Catalog, File, path_key
+from .catalog import Catalog, File, FileRecord, path_key
 from .errors import IndexLockedError, IndexMismatchError, ParameterError
-
-if TYPE_CHECKING:
-    from .engine import IndexedFile
 
 _VECTOR_FILE = re.compile(r"^(segments|files)\.(\d+)\.faiss$")
 #: the exact segment vectors (see :class:`~search_engine.vectors.VectorStore`)
 STORE_FILE = "segments.vectors"
+
+
+@dataclass
+class IndexedFile:
+    """A decoded and embedded file, ready to be stored by :meth:`Generations.add`."""
+
+    record: FileRecord
+    vectors: np.ndarray  # [n, dim]
+    starts_s: np.ndarray  # [n]
+    whole: np.ndarray  # [dim]: the whole-sound vector (``similar`` space), :meth:`SearchEngine.whole`
 
 
 class Generations:
