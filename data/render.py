@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (benchmarks/common.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rendering import fluidsynth_render, peak_normalise, to_mono, trim_silence  # noqa: E402,F401
 
 DEFAULT_SR = 16000
