@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEACHER_VENV := .teacher-venv
 TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: install browser demo test bench clean teacher
+.PHONY: install browser data-packages demo test bench clean teacher
 
 install: $(STAMP) browser
 
@@ -17,6 +17,20 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; }
+
+# Every Debian package that data/ (training renders) and benchmarks/ read: soundfonts and
+# synthesisers, sound collections, speech, codecs (the packages their require_debian_package calls
+# and Synth entries name; tests/test_rendering.py checks this list against them). Installed as
+# root when any is missing; skipped when all are there. Nothing installs them by itself: a
+# benchmark that finds one missing stops and names the package and this target.
+DATA_PACKAGES := csound-soundfont espeak-ng ffmpeg fluid-soundfont-gm fluid-soundfont-gs fluidsynth \
+  freepats lmms-common musescore-general-soundfont-small openttd-opensfx opl3-soundfont \
+  sound-theme-freedesktop sox supertuxkart-data timgm6mb-soundfont timidity
+
+data-packages:
+	@test "$$(dpkg-query -W -f='$${Status}\n' $(DATA_PACKAGES) 2>/dev/null | grep -c ' installed$$')" = "$(words $(DATA_PACKAGES))" || { \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DATA_PACKAGES) || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DATA_PACKAGES); }; }
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +44,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install data-packages
 	$(BIN)/python benchmarks/excerpt_id.py
 
 # The distillation teacher (aisfx, Ma & Lerch, ISMIR 2022, CC BY 4.0: see NOTICE) in its own

@@ -59,7 +59,8 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, machine, require_debian_package, without_shared_music, write_result  # noqa: E402
+from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, machine, without_shared_music, write_result  # noqa: E402
+from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
 
 SR = 16000
 DURATIONS = (3.0, 10.0)

@@ -1,4 +1,7 @@
-"""Shared helpers of the benchmarks: the machine, allowed data sources, babble noise."""
+"""Shared helpers of the benchmarks: the machine, allowed data sources, babble noise.
+
+Allowed data comes from Debian packages that ``make data-packages`` installs; a benchmark that
+finds one missing stops with a one-line error (:func:`system.require_debian_package`)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "data"))
+from system import require_debian_package  # noqa: E402  (data/system.py: checks, never installs)
+
 CACHE = REPO / "benchmarks" / ".cache"
 STK_MUSIC = Path("/usr/share/games/supertuxkart/data/music")
 
@@ -36,15 +42,6 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def require_debian_package(package: str, path: Path) -> None:
-    """Install a Debian package when ``path`` is missing (benchmarks load allowed data from the system)."""
-    if path.exists():
-        return
-    print(f"{path} missing: installing Debian package {package}", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", package], check=True, env=env)
 
 
 def stk_music_library() -> list[Path]:

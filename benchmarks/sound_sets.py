@@ -66,7 +66,11 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, require_debian_package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+import rendering  # noqa: E402  (data/rendering.py)
+from common import CACHE  # noqa: E402
+from rendering import DRUM_NOTES, GM_SFX, GS_SFX, Item, Synth, soundfont_presets  # noqa: E402,F401 (the tables are the sets' too)
+from system import require_debian_package  # noqa: E402
 
 SR = 16000
 MIN_S = 1.1  # the encoder needs one 1.04 s window: shorter sounds are padded with silence
@@ -102,254 +106,15 @@ class Record:
 # synthesisers
 # ---------------------------------------------------------------------------------------------
 
-#: name -> (renderer, file, Debian package, group, fluid)
+#: the benchmark's synthesisers (its own; ``data/kinds.py`` keeps the training ones)
 SYNTHS = {
-    "sf_GMbank": ("fluidsynth", SF2 / "sf_GMbank.sf2", "csound-soundfont", "gmbank", False),
-    "TimGM6mb": ("fluidsynth", SF2 / "TimGM6mb.sf2", "timgm6mb-soundfont", "gmbank", False),
-    "freepats": ("timidity", FREEPATS_CFG, "freepats", "freepats", False),
-    "OPL3_FM": ("fluidsynth", SF2 / "OPL-3_FM_128M.sf2", "opl3-soundfont", "opl3", False),
-    "FluidR3_GM": ("fluidsynth", SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm", "fluid", True),
-    "FluidR3_GS": ("fluidsynth", SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs", "fluid", True),
+    "sf_GMbank": Synth("sf_GMbank", "fluidsynth", SF2 / "sf_GMbank.sf2", "csound-soundfont", "gmbank"),
+    "TimGM6mb": Synth("TimGM6mb", "fluidsynth", SF2 / "TimGM6mb.sf2", "timgm6mb-soundfont", "gmbank"),
+    "freepats": Synth("freepats", "timidity", FREEPATS_CFG, "freepats", "freepats"),
+    "OPL3_FM": Synth("OPL3_FM", "fluidsynth", SF2 / "OPL-3_FM_128M.sf2", "opl3-soundfont", "opl3"),
+    "FluidR3_GM": Synth("FluidR3_GM", "fluidsynth", SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm", "fluid", fluid=True),
+    "FluidR3_GS": Synth("FluidR3_GS", "fluidsynth", SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs", "fluid", fluid=True),
 }
-
-
-def require_synth(name: str) -> None:
-    kind, path, package, _, _ = SYNTHS[name]
-    require_debian_package(package, path)
-    if kind == "timidity":
-        require_debian_package("timidity", Path("/usr/bin/timidity"))
-    else:
-        require_debian_package("fluidsynth", Path("/usr/bin/fluidsynth"))
-
-
-def _riff_chunks(data: bytes, start: int, end: int):
-    i = start
-    while i + 8 <= end:
-        cid, size = data[i : i + 4], struct.unpack("<I", data[i + 4 : i + 8])[0]
-        yield cid, i + 8, size
-        i += 8 + size + (size & 1)
-
-
-def sf2_presets(path: Path) -> dict[tuple[int, int], tuple[str, set[str]]]:
-    """``(bank, program) -> (preset name, sha1 prefixes of the samples it plays)`` of a .sf2."""
-    data = path.read_bytes()
-    ck = {}
-    for cid, off, size in _riff_chunks(data, 12, len(data)):
-        if cid == b"LIST":
-            for c2, o2, s2 in _riff_chunks(data, off + 4, off + size):
-                ck[c2] = (o2, s2)
-
-    def recs(name: bytes, size: int) -> list[bytes]:
-        o, s = ck[name]
-        return [data[o + size * k : o + size * (k + 1)] for k in range(s // size)]
-
-    phdr, pbag, pgen = recs(b"phdr", 38), recs(b"pbag", 4), recs(b"pgen", 4)
-    inst, ibag, igen, shdr = recs(b"inst", 22), recs(b"ibag", 4), recs(b"igen", 4), recs(b"shdr", 46)
-    smpl = ck[b"smpl"][0]
-    u16 = lambda b, o=0: struct.unpack_from("<H", b, o)[0]
-
-    def sample_hash(i: int) -> str:
-        start, end = struct.unpack_from("<II", shdr[i], 20)
-        return hashlib.sha1(data[smpl + 2 * start : smpl + 2 * end]).hexdigest()[:12]
-
-    def inst_samples(ii: int) -> set[str]:
-        out = set()
-        for b in range(u16(inst[ii], 20), u16(inst[ii + 1], 20)):
-            for g in range(u16(ibag[b]), u16(ibag[b + 1])):
-                op, amount = struct.unpack("<HH", igen[g])
-                if op == 53:  # sampleID
-                    out.add(sample_hash(amount))
-        return out
-
-    presets = {}
-    for p in range(len(phdr) - 1):
-        name = phdr[p][:20].split(b"\0")[0].decode("latin-1")
-        prog, bank = struct.unpack_from("<HH", phdr[p], 20)
-        samples: set[str] = set()
-        for b in range(u16(phdr[p], 24), u16(phdr[p + 1], 24)):
-            for g in range(u16(pbag[b]), u16(pbag[b + 1])):
-                op, amount = struct.unpack("<HH", pgen[g])
-                if op == 41:  # instrument
-                    samples |= inst_samples(amount)
-        presets[(bank, prog)] = (name, samples)
-    return presets
-
-
-def freepats_programs() -> tuple[set[int], set[int]]:
-    """Programs of bank 0 and notes of drumset 0 that freepats.cfg defines."""
-    programs, drums, section = set(), set(), None
-    for line in FREEPATS_CFG.read_text().splitlines():
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if words[0] in ("bank", "drumset"):
-            section = (words[0], int(words[1]))
-        elif words[0].isdigit() and section == ("bank", 0):
-            programs.add(int(words[0]))
-        elif words[0].isdigit() and section == ("drumset", 0):
-            drums.add(int(words[0]))
-    return programs, drums
-
-
-_AVAILABLE: dict[str, object] = {}
-
-
-def register_synth(name: str, path: Path, package: str, presets: set[tuple[int, int]]) -> None:
-    """Make one more fluidsynth SoundFont known to :func:`render_items` (``data/kinds.py`` renders
-    training sounds with those the benchmark does not use). ``presets`` are its ``(bank, program)``:
-    :func:`sf2_presets` reads .sf2 files only."""
-    SYNTHS[name] = ("fluidsynth", path, package, name, True)
-    _AVAILABLE[name] = set(presets)
-
-
-def available(synth: str, bank: int, program: int, note: int | None = None) -> bool:
-    """Whether ``synth`` has this preset (bank 128 = drum kit ``program``; ``note`` for freepats kits)."""
-    if synth not in _AVAILABLE:
-        kind, path, *_ = SYNTHS[synth]
-        _AVAILABLE[synth] = freepats_programs() if kind == "timidity" else set(sf2_presets(path))
-    have = _AVAILABLE[synth]
-    if SYNTHS[synth][0] == "timidity":
-        programs, drums = have
-        if bank == 128:
-            return program == 0 and (note is None or note in drums)
-        return bank == 0 and program in programs
-    return (bank, program) in have
-
-
-# ---------------------------------------------------------------------------------------------
-# MIDI: a tiny format-0 writer, items laid out one after the other, then cut apart
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Item:
-    """One sound to synthesise: notes ``(onset_s, dur_s, pitch, velocity)`` on one channel."""
-
-    key: str
-    label: str
-    notes: list
-    bank: int = 0  #: 128 = drum kit (channel 10, program = kit)
-    program: int = 0
-    tail_s: float = 0.5  #: kept after the last note-off (release)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def length_s(self) -> float:
-        return max(onset + dur for onset, dur, *_ in self.notes) + self.tail_s
-
-
-def _vlq(n: int) -> bytes:
-    out = [n & 0x7F]
-    n >>= 7
-    while n:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    return bytes(reversed(out))
-
-
-def write_midi(path: Path, events: list[tuple[float, bytes]], tpq: int = 960) -> None:
-    """Standard MIDI file (format 0, 120 bpm) from ``(time_s, message)`` pairs."""
-    order = {0x80: 0, 0xB0: 1, 0xC0: 2, 0x90: 3}
-    events = sorted(events, key=lambda e: (e[0], order.get(e[1][0] & 0xF0, 4)))
-    body, last = bytearray(b"\x00\xff\x51\x03" + (500000).to_bytes(3, "big")), 0
-    for t, msg in events:
-        tick = round(t * 2 * tpq)
-        body += _vlq(tick - last) + msg
-        last = tick
-    body += b"\x00\xff\x2f\x00"
-    path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + struct.pack(">I", len(body)) + body)
-
-
-PRE_S, GAP_S = 0.3, 1.0
-
-
-def layout(items: list[Item]) -> tuple[list[tuple[float, bytes]], list[tuple[float, float]]]:
-    """MIDI events of all items in sequence and each item's ``(start_s, end_s)`` in the render."""
-    events, spans, t = [], [], 0.0
-    for it in items:
-        ch = 9 if it.bank == 128 else 0
-        if ch == 0:
-            events.append((t, bytes([0xB0, 0, it.bank])))
-            events.append((t, bytes([0xB0, 32, 0])))
-        events.append((t, bytes([0xC0 | ch, it.program])))
-        events.append((t, bytes([0xB0 | ch, 7, 100])))
-        start = t + PRE_S
-        for onset, dur, pitch, vel in it.notes:
-            events.append((start + onset, bytes([0x90 | ch, pitch, vel])))
-            events.append((start + onset + dur, bytes([0x80 | ch, pitch, 0])))
-        end = start + it.length_s
-        events.append((end + 0.02, bytes([0xB0 | ch, 120, 0])))  # all sound off
-        events.append((end + 0.02, bytes([0xB0 | ch, 123, 0])))
-        spans.append((start, end))
-        t = end + GAP_S
-    events.append((t, bytes([0xB0, 7, 100])))
-    return events, spans
-
-
-def render(synth: str, midi: Path, wav: Path) -> np.ndarray:
-    """Render ``midi`` with ``synth`` (no reverb, no chorus) to a mono float32 waveform at SR."""
-    kind, path, *_ = SYNTHS[synth]
-    if kind == "timidity":
-        cmd = [
-            "timidity",
-            "-c",
-            str(path),
-            "--preserve-silence",
-            "-EFreverb=d",
-            "-EFchorus=d",
-            "-Ow",
-            "--output-mono",
-            "-s",
-            str(SR),
-            "-o",
-            str(wav),
-            str(midi),
-        ]
-    else:
-        cmd = [
-            "fluidsynth",
-            "-ni",
-            "-R",
-            "0",
-            "-C",
-            "0",
-            "-g",
-            "0.5",
-            "-F",
-            str(wav),
-            "-r",
-            str(SR),
-            str(path),
-            str(midi),
-        ]
-    proc = subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, timeout=900)
-    if proc.returncode != 0 or not wav.exists():
-        raise RuntimeError(f"{synth} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-300:]}")
-    y, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-    assert sr == SR, (synth, sr)
-    return y.mean(axis=1)
-
-
-def render_items(synth: str, items: list[Item], tmp: Path) -> list[np.ndarray | None]:
-    """Each item's waveform (cut from one render of all items), or None if the synth lacks it."""
-    # for freepats every drum note must be defined too, or timidity plays FluidR3 (see docstring)
-    ok = [
-        it
-        for it in items
-        if all(available(synth, it.bank, it.program, n[2] if it.bank == 128 else None) for n in it.notes)
-    ]
-    if not ok:
-        return [None] * len(items)
-    events, spans = layout(ok)
-    midi, wav = tmp / f"{synth}.mid", tmp / f"{synth}.wav"
-    write_midi(midi, events)
-    y = render(synth, midi, wav)
-    wav.unlink()
-    cut = {}
-    for it, (a, b) in zip(ok, spans):
-        seg = y[max(0, int((a - 0.05) * SR)) : int(b * SR)]
-        cut[it.key] = seg if seg.size and np.max(np.abs(seg)) > 1e-4 else None
-    return [cut.get(it.key) for it in items]
 
 
 def peak_xcorr(a: np.ndarray, b: np.ndarray) -> float:
@@ -377,13 +142,13 @@ def shared_presets(synths, presets, tmp: Path, *, seconds: float = 1.0) -> dict:
         for b, p, pitches in presets
         for n in pitches
     ]
-    probes = {sy: dict(zip((it.key for it in items), render_items(sy, items, tmp))) for sy in synths}
+    probes = {sy: dict(zip((it.key for it in items), rendering.render_items(SYNTHS[sy], items, tmp, SR))) for sy in synths}
     rank = {s: i for i, s in enumerate(AUDIT_PRIORITY)}
     out, near = {}, {}
     for b, p, pitches in presets:
         for i, s1 in enumerate(synths):
             for s2 in synths[i + 1 :]:
-                if SYNTHS[s1][3] == SYNTHS[s2][3]:
+                if SYNTHS[s1].group == SYNTHS[s2].group:
                     continue
                 best = 0.0
                 for n in pitches:
@@ -404,24 +169,10 @@ def shared_presets(synths, presets, tmp: Path, *, seconds: float = 1.0) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def finish(
-    y: np.ndarray, *, lead_db: float = -50.0, tail_db: float = -60.0, max_s: float | None = None
-) -> np.ndarray | None:
-    """Trim silence at both ends, fade the last 20 ms, peak-normalise; None if silent."""
-    y = np.asarray(y, dtype=np.float32)
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak < 1e-4:
-        return None
-    a = np.abs(y)
-    first = int(np.argmax(a > peak * 10 ** (lead_db / 20)))
-    last = len(a) - int(np.argmax(a[::-1] > peak * 10 ** (tail_db / 20)))
-    y = y[max(0, first - int(0.01 * SR)) : min(len(y), last + int(0.05 * SR))].copy()
-    if max_s is not None:
-        y = y[: int(max_s * SR)]
-    fade = min(len(y), int(0.02 * SR))
-    y[len(y) - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
-    peak = float(np.max(np.abs(y)))
-    return (y * (10 ** (PEAK_DBFS / 20) / peak)).astype(np.float32) if peak > 0 else None
+def finish(y: np.ndarray, *, max_s: float | None = None) -> np.ndarray | None:
+    """Trim silence at both ends (below -50 dB before, -60 dB after), fade the last 20 ms,
+    peak -1 dBFS: :func:`rendering.finish_clip` at the sets' rate; None if silent."""
+    return rendering.finish_clip(y, SR, lead_db=-50.0, tail_db=-60.0, max_s=max_s, peak_dbfs=PEAK_DBFS)
 
 
 #: cross-correlation above which two sounds of different groups count as the same sample
@@ -572,13 +323,13 @@ def add_rendered(w, set_name: str, synths, items_of, probes) -> dict:
     as another source's (probed first); returns the probe's ``(shared presets, near-identical pairs)``."""
     with tempfile.TemporaryDirectory() as tmp:
         for synth in synths:
-            require_synth(synth)
+            SYNTHS[synth].require()
         shared, near = shared_presets(synths, probes, Path(tmp))
         for synth in synths:
             items = items_of(synth)
             t = time.perf_counter()
-            ys = render_items(synth, items, Path(tmp))
-            _, _, _, group, fluid = SYNTHS[synth]
+            ys = rendering.render_items(SYNTHS[synth], items, Path(tmp), SR)
+            group, fluid = SYNTHS[synth].group, SYNTHS[synth].fluid
             for it, y in zip(items, ys):
                 if (synth, it.bank, it.program) in shared:
                     other, c = shared[(synth, it.bank, it.program)]
@@ -749,7 +500,7 @@ def build_instruments(out: Path) -> dict:
             "shared_sample_audit": f"same label, other group, peak xcorr of the first 1 s > {SHARED_XCORR}: "
             f"the copy from the later of {list(AUDIT_PRIORITY)} is dropped",
             "sources": {
-                s: {"file": str(SYNTHS[s][1]), "group": SYNTHS[s][3], "fluid": SYNTHS[s][4]} for s in INSTRUMENT_SOURCES
+                s: {"file": str(SYNTHS[s].file), "group": SYNTHS[s].group, "fluid": SYNTHS[s].fluid} for s in INSTRUMENT_SOURCES
             },
             "rendering": "fluidsynth -ni -R 0 -C 0 -g 0.5 -r 16000 (sf2) or timidity -c freepats.cfg --preserve-silence "
             "-EFreverb=d -EFchorus=d -s 16000 (freepats); one MIDI per source, each sound cut from it",
@@ -761,43 +512,12 @@ def build_instruments(out: Path) -> dict:
 # effects
 # ---------------------------------------------------------------------------------------------
 
-DRUM_NOTES = {
-    "kick": [35, 36],
-    "snare": [38, 40],
-    "hihat": [42, 44, 46],
-    "tom": [41, 43, 45, 47, 48, 50],
-    "clap": [39],
-    "cymbal": [49, 51, 52, 55, 57, 59],
-    "shaker": [69, 70],
-    "rim": [37],
-}
 DRUM_KITS = {
     "sf_GMbank": [0, 16, 24, 25, 32, 40],
     "TimGM6mb": [0, 24, 25],
     "freepats": [0],
     "OPL3_FM": [0],
     "FluidR3_GM": [0, 16, 24, 25, 32, 40],
-}
-#: GM bank-0 SFX programs -> category
-GM_SFX = {122: "water", 123: "bird", 124: "telephone", 125: "aircraft", 126: "applause", 127: "explosion"}
-#: GS SFX (bank, program) -> category (sf_GMbank and FluidR3_GS)
-GS_SFX = {
-    (1, 122): "water",
-    (4, 122): "water",
-    (5, 122): "water",
-    (2, 122): "thunder",
-    (3, 122): "wind",
-    (1, 123): "animal",
-    (3, 123): "bird",
-    (1, 124): "telephone",
-    (1, 125): "car",
-    (2, 125): "car",
-    (3, 125): "car",
-    (4, 125): "crash",
-    (6, 125): "train",
-    (7, 125): "aircraft",
-    (3, 127): "explosion",
-    (1, 127): "explosion",
 }
 SFX_VARIANTS = ((60, 110), (55, 80), (66, 127))
 
@@ -1162,7 +882,7 @@ def load_sets(names=SETS, *, rebuild: bool = False) -> list[Record]:
 
 def check_sources() -> dict:
     """Byte-identical samples shared between soundfonts, per preset (the independence check)."""
-    fonts = {n: sf2_presets(SYNTHS[n][1]) for n in ("sf_GMbank", "TimGM6mb", "OPL3_FM", "FluidR3_GM", "FluidR3_GS")}
+    fonts = {n: soundfont_presets(SYNTHS[n].file) for n in ("sf_GMbank", "TimGM6mb", "OPL3_FM", "FluidR3_GM", "FluidR3_GS")}
     out = {}
     names = list(fonts)
     for i, a in enumerate(names):

@@ -8,7 +8,7 @@ effects are one-shot events (``render_event``). The synthesis is textbook: addit
 noise, formant filters. All functions work at ``SR`` (16 kHz) on float64 arrays in [-1, 1].
 
 Labels: the GM instrument families of ``kinds.FAMILIES`` (less ``synth_effects`` and ``ethnic``),
-``drums`` (grooves of synthesised hits), the drum kinds of ``sound_sets.DRUM_NOTES`` and the
+``drums`` (grooves of synthesised hits), the drum kinds of ``rendering.DRUM_NOTES`` and the
 effect categories (``water`` ... ``horn``).
 """
 

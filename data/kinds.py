@@ -37,8 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -48,21 +46,21 @@ import soundfile as sf
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "benchmarks"))
 import render as speech_render  # noqa: E402  (data/render.py)
 import kind_synth  # noqa: E402  (data/kind_synth.py)
-from common import require_debian_package  # noqa: E402
+from rendering import DRUM_NOTES, GM_SFX, GS_SFX, Item, Synth, is_silent, pad_to, peak_normalise, render_items, soundfont_presets  # noqa: E402
 from search_engine.audio import load  # noqa: E402
-from sound_sets import DRUM_NOTES, GM_SFX, GS_SFX, Item, register_synth, render_items  # noqa: E402
+from system import require_debian_package  # noqa: E402
 
 SR = 16000
 MIN_S = 1.1
 SF2, SF3 = Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3")
-#: name -> (SoundFont, Debian package)
+#: the training synthesisers (each its own group)
 TRAIN_SYNTHS = {
-    "FluidR3_GM": (SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm"),
-    "MuseScore_Lite": (SF3 / "MuseScore_General_Lite.sf3", "musescore-general-soundfont-small"),
-    "FluidR3_GS": (SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs"),
+    "FluidR3_GM": Synth("FluidR3_GM", "fluidsynth", SF2 / "FluidR3_GM.sf2", "fluid-soundfont-gm", "FluidR3_GM", fluid=True),
+    "MuseScore_Lite": Synth("MuseScore_Lite", "fluidsynth", SF3 / "MuseScore_General_Lite.sf3",
+                            "musescore-general-soundfont-small", "MuseScore_Lite", fluid=True),
+    "FluidR3_GS": Synth("FluidR3_GS", "fluidsynth", SF2 / "FluidR3_GS.sf2", "fluid-soundfont-gs", "FluidR3_GS", fluid=True),
 }
 
 #: GM family -> (programs, typical lowest pitch of its register)
@@ -164,22 +162,11 @@ def items_for(name: str, presets: set[tuple[int, int]], per_program: int, seed: 
     return items
 
 
-def presets_of(path: Path) -> set[tuple[int, int]]:
-    """``(bank, program)`` of every preset in a SoundFont (sf2 or sf3), as fluidsynth lists them."""
-    proc = subprocess.run(
-        ["fluidsynth", "-a", "file", "-o", "audio.file.name=/dev/null", "-o", "midi.driver=oss", str(path)],
-        input="inst 1\nquit\n", capture_output=True, text=True, timeout=120,
-    )
-    return {(int(b), int(p)) for b, p in re.findall(r"(\d{3})-(\d{3}) ", proc.stdout)}
-
-
 def finish(y: np.ndarray) -> np.ndarray | None:
-    """Peak -1 dBFS, padded with silence to one model window; None if silent."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if peak < 1e-4:
+    """Peak -1 dBFS, padded with silence to one model window (float32 at SR); None if silent."""
+    if is_silent(y):
         return None
-    y = y / peak * 10 ** (-1 / 20)
-    return np.pad(y, (0, max(0, int(MIN_S * SR) - len(y)))).astype(np.float32)
+    return pad_to(peak_normalise(y, -1.0), int(MIN_S * SR))
 
 
 def save(out: Path, label: str, name: str, y: np.ndarray | None, source: str, **info) -> list[dict]:
@@ -290,13 +277,12 @@ def main(argv=None) -> int:
     entries = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, (path, package) in (TRAIN_SYNTHS if "soundfonts" in args.parts else {}).items():
-            require_debian_package(package, path)
-            presets = presets_of(path)
-            register_synth(name, path, package, presets)
+        for name, synth in (TRAIN_SYNTHS if "soundfonts" in args.parts else {}).items():
+            synth.require()
+            presets = set(soundfont_presets(synth.file))
             items = items_for(name, presets, args.per_program, args.seed)
             print(f"{name}: {len(presets)} presets, {len(items)} sounds", file=sys.stderr)
-            for it, y in zip(items, render_items(name, items, tmp)):
+            for it, y in zip(items, render_items(synth, items, tmp, SR)):
                 entries += save(args.out, it.label, it.key, y, name)
         if "speech" in args.parts:
             entries += render_speech(args.out, args.texts, args.voices, args.seed, tmp)

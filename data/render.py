@@ -44,6 +44,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # loaded by path (benchmarks/common.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rendering import fluidsynth_render, peak_normalise, to_mono, trim_silence  # noqa: E402,F401
+
 DEFAULT_SR = 16000
 MIN_WORK_S = 20.0
 MAX_WORK_S = 360.0
@@ -72,76 +76,8 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Shared audio post-processing
+# Audio post-processing (the pieces are data/rendering.py's)
 # ---------------------------------------------------------------------------
-
-def to_mono(audio: np.ndarray) -> np.ndarray:
-    """Average channels to mono.
-
-    Parameters
-    ----------
-    audio : np.ndarray
-        Samples, shape ``(n,)`` or ``(n, channels)``, float.
-
-    Returns
-    -------
-    np.ndarray
-        float32 mono samples, shape ``(n,)``.
-    """
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio.mean(axis=1) if audio.ndim == 2 else audio
-
-
-def trim_silence(audio: np.ndarray, sr: int, keep_s: float = TRIM_KEEP_S,
-                 threshold_db: float = SILENCE_DB) -> np.ndarray:
-    """Trim leading/trailing silence, keeping at most ``keep_s`` of it.
-
-    Parameters
-    ----------
-    audio : np.ndarray
-        Mono samples, shape ``(n,)``.
-    sr : int
-        Sample rate in Hz.
-    keep_s : float
-        Seconds of silence to keep at each end.
-    threshold_db : float
-        Samples quieter than this (dB relative to the peak) count as silence.
-
-    Returns
-    -------
-    np.ndarray
-        Trimmed samples (empty if everything is silent).
-    """
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak <= 0.0:
-        return audio[:0]
-    loud = np.flatnonzero(np.abs(audio) > peak * 10 ** (threshold_db / 20))
-    keep = int(round(keep_s * sr))
-    start = max(0, loud[0] - keep)
-    end = min(audio.size, loud[-1] + 1 + keep)
-    return audio[start:end]
-
-
-def peak_normalise(audio: np.ndarray, peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
-    """Scale so that the absolute peak equals ``peak_dbfs``.
-
-    Parameters
-    ----------
-    audio : np.ndarray
-        Mono samples.
-    peak_dbfs : float
-        Target peak in dB full scale.
-
-    Returns
-    -------
-    np.ndarray
-        Scaled float32 samples (unchanged if silent).
-    """
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak <= 0.0:
-        return audio
-    return (audio * (10 ** (peak_dbfs / 20) / peak)).astype(np.float32)
-
 
 def finish_audio(src: Path, dst: Path, sr: int) -> float:
     """Load a rendered file, make it mono at ``sr``, trim, normalise, save.
@@ -166,7 +102,7 @@ def finish_audio(src: Path, dst: Path, sr: int) -> float:
     if src_sr != sr:
         import librosa  # imported lazily: slow import
         audio = librosa.resample(audio, orig_sr=src_sr, target_sr=sr)
-    audio = peak_normalise(trim_silence(audio, sr))
+    audio = peak_normalise(trim_silence(audio, sr, TRIM_KEEP_S, SILENCE_DB), PEAK_DBFS)
     if audio.size == 0:
         return 0.0
     sf.write(str(dst), audio, sr, subtype="PCM_16")
@@ -584,47 +520,6 @@ def add_drum_track(mf) -> bool:
     return True
 
 
-def write_midi(mf, path: Path) -> None:
-    """Write a MIDI file object to disk.
-
-    Parameters
-    ----------
-    mf : music21.midi.MidiFile
-        The file.
-    path : Path
-        Destination ``.mid`` path.
-    """
-    path.write_bytes(mf.writestr())
-
-
-def fluidsynth_render(midi_path: Path, wav_path: Path, soundfont: str, sr: int) -> None:
-    """Render MIDI to WAV with the fluidsynth CLI (fast render, no audio driver).
-
-    Parameters
-    ----------
-    midi_path : Path
-        Input MIDI file.
-    wav_path : Path
-        Output WAV (stereo, 16-bit, at ``sr``).
-    soundfont : str
-        SoundFont path (.sf2 / .sf3).
-    sr : int
-        Sample rate in Hz.
-
-    Raises
-    ------
-    RuntimeError
-        If fluidsynth fails or produces no file.
-    """
-    cmd = ["fluidsynth", "-ni", "-g", "0.6", "-F", str(wav_path), "-r", str(sr),
-           soundfont, str(midi_path)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=RENDER_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0 or not wav_path.exists() or wav_path.stat().st_size < 100:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        raise RuntimeError(f"fluidsynth failed (rc={proc.returncode}): {tail}")
-
-
 # ---------------------------------------------------------------------------
 # Music: one work, and the driver
 # ---------------------------------------------------------------------------
@@ -676,9 +571,10 @@ def _render_work(job: dict) -> dict | None:
     out = Path(job["out_dir"]) / f"{stem}.wav"
     with tempfile.TemporaryDirectory(dir=job["tmp_dir"]) as tmp:
         mid, raw = Path(tmp) / "in.mid", Path(tmp) / "raw.wav"
-        write_midi(mf, mid)
+        mid.write_bytes(mf.writestr())  # the work as music21 made it (format 1, its own tracks)
         t0 = time.time()
-        fluidsynth_render(mid, raw, job["soundfont"], sr)
+        fluidsynth_render(mid, raw, job["soundfont"], sr, gain=0.6, reverb=True, chorus=True,
+                          timeout_s=RENDER_TIMEOUT_S)
         dur = finish_audio(raw, out, sr)
         elapsed = time.time() - t0
     if not (MIN_WORK_S <= dur <= MAX_WORK_S):
