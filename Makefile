@@ -7,30 +7,35 @@ STAMP := $(VENV)/.installed
 TEACHER_VENV := .teacher-venv
 TEACHER_STAMP := $(TEACHER_VENV)/.installed
 
-.PHONY: install browser data-packages demo test bench clean teacher
+.PHONY: install test-packages data-packages demo test bench clean teacher
 
-install: $(STAMP) browser
+install: $(STAMP)
 
-# Debian's Chromium and its chromedriver, for the page's browser test (tests/test_browser.py);
-# installed once, as root, when missing. Nothing is downloaded by the tests themselves.
-browser:
-	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || \
-	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }; }
+# Debian packages, installed as root with apt-get only when one of them is missing (dpkg-query);
+# no test or benchmark installs anything by itself. $(call apt_need,PACKAGES)
+define apt_need
+@test "$$(dpkg-query -W -f='$${Status}\n' $(1) 2>/dev/null | grep -c ' installed$$')" = "$(words $(1))" || { \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1) || \
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(1); }; }
+endef
+
+# What the test suite runs beside Python: Chromium and its driver (the page's browser test,
+# tests/test_browser.py), fluidsynth and two soundfonts (tests/test_rendering.py).
+TEST_PACKAGES := chromium chromium-driver fluidsynth csound-soundfont musescore-general-soundfont-small
+
+test-packages:
+	$(call apt_need,$(TEST_PACKAGES))
 
 # Every Debian package that data/ (training renders) and benchmarks/ read: soundfonts and
 # synthesisers, sound collections, speech, codecs (the packages their require_debian_package calls
-# and Synth entries name; tests/test_rendering.py checks this list against them). Installed as
-# root when any is missing; skipped when all are there. Nothing installs them by itself: a
-# benchmark that finds one missing stops and names the package and this target.
+# and Synth entries name; tests/test_rendering.py checks this list against them). A benchmark that
+# finds one missing stops and names the package and this target.
 DATA_PACKAGES := csound-soundfont espeak-ng ffmpeg fluid-soundfont-gm fluid-soundfont-gs fluidsynth \
   freepats lmms-common musescore-general-soundfont-small openttd-opensfx opl3-soundfont \
   sound-theme-freedesktop sox supertuxkart-data timgm6mb-soundfont timidity
 
 data-packages:
-	@test "$$(dpkg-query -W -f='$${Status}\n' $(DATA_PACKAGES) 2>/dev/null | grep -c ' installed$$')" = "$(words $(DATA_PACKAGES))" || { \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DATA_PACKAGES) || \
-	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DATA_PACKAGES); }; }
+	$(call apt_need,$(DATA_PACKAGES))
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +46,7 @@ $(STAMP): pyproject.toml
 demo: install
 	TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python data/demo.py
 
-test: install
+test: install test-packages
 	$(BIN)/python -m pytest
 
 bench: install data-packages
