@@ -20,8 +20,10 @@ define apt_need
 endef
 
 # What the test suite runs beside Python: Chromium and its driver (the page's browser test,
-# tests/test_browser.py), fluidsynth and two soundfonts (tests/test_rendering.py).
-TEST_PACKAGES := chromium chromium-driver fluidsynth csound-soundfont musescore-general-soundfont-small
+# tests/test_browser.py), fluidsynth and two soundfonts (tests/test_rendering.py), PostgreSQL's
+# server binaries (tests/test_postgres.py and tests/test_filters.py start their own server with
+# initdb/pg_ctl in a temporary folder; no service is started or enabled).
+TEST_PACKAGES := chromium chromium-driver fluidsynth csound-soundfont musescore-general-soundfont-small postgresql
 
 test-packages:
 	$(call apt_need,$(TEST_PACKAGES))

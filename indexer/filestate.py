@@ -18,7 +18,8 @@ def content_hash(path: str | os.PathLike) -> str:
 
 
 def read_tags(path: str | os.PathLike) -> dict[str, str]:
-    """Title/artist/album/genre tags via mutagen; ``{}`` when the file has none or mutagen fails."""
+    """Title, artist, album, genre, track (number) and date tags via mutagen (its "easy" keys:
+    ID3, Vorbis comments, MP4 and others alike); ``{}`` when the file has none or mutagen fails."""
     try:
         import mutagen
 
@@ -28,13 +29,14 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
     if f is None or not getattr(f, "tags", None):
         return {}
     out = {}
-    for key in ("title", "artist", "album", "genre", "date"):
+    for key, name in (("title", "title"), ("artist", "artist"), ("album", "album"), ("genre", "genre"),
+                      ("tracknumber", "track"), ("date", "date")):
         try:
             value = f.tags.get(key)
         except Exception:
             value = None
         if value:
-            out[key] = str(value[0] if isinstance(value, list) else value)
+            out[name] = str(value[0] if isinstance(value, list) else value)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -70,6 +71,13 @@ class File(Base):
     indexed_at: Mapped[_dt.datetime] = mapped_column(DateTime)
     #: a user's label for the file (``audio2vec label``), used by ``classify``
     label: Mapped[str | None] = mapped_column(String, nullable=True, index=True, default=None)
+    # tags (mutagen) as columns, for filters (:mod:`search_engine.filters`); ``tags`` keeps them all
+    title: Mapped[str | None] = mapped_column(String, nullable=True, default=None)
+    artist: Mapped[str | None] = mapped_column(String, nullable=True, index=True, default=None)
+    album: Mapped[str | None] = mapped_column(String, nullable=True, default=None)
+    genre: Mapped[str | None] = mapped_column(String, nullable=True, index=True, default=None)
+    #: track number (the ``3`` of a ``3/12`` tag)
+    track: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
 
 class Segment(Base):
@@ -85,6 +93,20 @@ class IndexSetting(Base):
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(String)
+
+
+#: the tags that are also columns of :class:`File`, as text
+TAG_COLUMNS = ("title", "artist", "album", "genre")
+
+
+def tag_columns(tags: dict) -> dict[str, Any]:
+    """The :class:`File` columns of a file's tags: ``title``, ``artist``, ``album``, ``genre``
+    (text, None when missing) and ``track`` (the leading number of ``"3"`` or ``"3/12"``, else None)."""
+    tags = tags or {}
+    out: dict[str, Any] = {name: (str(tags[name]) if tags.get(name) else None) for name in TAG_COLUMNS}
+    m = re.match(r"\s*(\d+)", str(tags.get("track") or ""))
+    out["track"] = int(m.group(1)) if m and int(m.group(1)) < 2**31 else None
+    return out
 
 
 def path_key(path: str | os.PathLike) -> str:
@@ -149,8 +171,19 @@ class Catalog:
     :meth:`needs_upgrade` says the tables are missing or older than this code."""
 
     def __init__(self, url: str):
-        self.url = url
-        self.engine: Engine = create_engine(url)
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        #: the catalog's URL as messages and ``stats`` show it (any password hidden)
+        self.url = parsed.render_as_string(hide_password=True)
+        options = {}
+        if parsed.get_backend_name() == "postgresql":
+            # a read transaction must be one committed state, as SQLite's WAL gives (``snapshot``,
+            # ``check``): PostgreSQL's default READ COMMITTED would let each SELECT see a newer commit.
+            # Only one process writes (the writer lock), so no transaction ever has to retry.
+            # pre_ping: a long-lived query host survives a restarted server
+            options = {"isolation_level": "REPEATABLE READ", "pool_pre_ping": True}
+        self.engine: Engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -259,7 +292,7 @@ class Catalog:
             return []
         now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
         rows = [
-            {**record.__dict__, "label": label, "first_segment_id": first, "n_segments": len(starts), "indexed_at": now}
+            {**record.__dict__, **tag_columns(record.tags), "label": label, "first_segment_id": first, "n_segments": len(starts), "indexed_at": now}
             for record, first, starts, label in entries
         ]
         ids = list(session.scalars(insert(File).returning(File.id, sort_by_parameter_order=True), rows))
@@ -309,6 +342,12 @@ class Catalog:
             total = s.scalar(select(func.count(File.id)).where(*where))
             rows = list(s.scalars(select(File).where(*where).order_by(File.path).limit(limit).offset(offset)))
         return int(total), rows
+
+    def file_ids_where(self, clause, session: Session | None = None) -> np.ndarray:
+        """Ids of the files meeting an SQLAlchemy condition on :class:`File` (a
+        :meth:`search_engine.filters.Filter.clause`), sorted."""
+        with self._maybe(session) as s:
+            return np.array(s.scalars(select(File.id).where(clause).order_by(File.id)).all(), dtype=np.int64)
 
     def files_by_id(self, ids: Iterable[int], session: Session | None = None) -> dict[int, File]:
         ids = [int(i) for i in ids]

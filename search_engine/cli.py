@@ -66,6 +66,14 @@ ModelOpt = Annotated[
     typer.Option("--model", help="Audio2Vec model folder, or 'default' for the bundled model. Default: the index's own.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object per line on stdout.")]
+WhereOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--where", help="Only recordings where FIELD OP VALUE holds, e.g. \"genre=Drums\", \"duration<2\" (repeatable: all must hold). "
+                 "Fields: title artist album genre label (= != , * wildcard, any case), track duration rate channels (= != < <= > >=).", show_default=False),
+]
+UnderOpt = Annotated[
+    Optional[list[Path]], typer.Option("--under", help="Only recordings in this folder (repeatable: any of them).", show_default=False)
+]
 CatalogOpt = Annotated[
     Optional[str], typer.Option("--catalog-url", help="SQLAlchemy URL of the catalog (default: SQLite in the index folder).", show_default=False)
 ]
@@ -168,6 +176,8 @@ def query(
     config: ConfigOpt = None,
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
+    where: WhereOpt = None,
+    under: UnderOpt = None,
 ) -> None:
     """Find the recordings nearest to each CLIP, ranked by Euclidean distance (smaller is nearer).
 
@@ -178,10 +188,12 @@ def query(
     is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
     recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
     without a fitted decision); "matched": false at the top means the clip is in no indexed
-    recording (the nearest are still listed). Exit code 3 if some clip failed.
+    recording (the nearest are still listed). Each result's "tags": the recording's tags (title,
+    artist, album, genre, track, ...), duration_s, sample_rate_hz, channels. --where and --under
+    search only the recordings that pass (k come back when k pass). Exit code 3 if some clip failed.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
-        results = engine.query_batch(clips, k=k, mode=mode.value if mode else None)
+        results = engine.query_batch(clips, k=k, mode=mode.value if mode else None, where=where, under=under)
     for res in results:
         if as_json:
             print(json.dumps(res.as_dict()), flush=True)
@@ -204,21 +216,39 @@ def _print_table(res) -> None:
     title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
     table = Table(title=title, title_justify="left")
     confident = any(m.confidence is not None for m in res.matches)
-    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
+    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"), ("tags", "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=True)
-    room = max(24, console.width - 12 * len(columns) - 4)  # what the path column has left
+    tag_room = max(24, console.width // 3)  # the tags column, cut at its end
+    room = max(24, console.width - 12 * (len(columns) - 1) - tag_room - 4)  # what the path column has left
     for m in res.matches:
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
-        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room))
+        tags = _tag_line(m.tags)
+        tags = tags if len(tags) <= tag_room else tags[: tag_room - 1] + "…"
+        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), tags)
     if not res.matches:
-        table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
+        table.add_row(*["-"] * (len(columns) - 2), "(index is empty)", "")
     console.print(table)
 
 
 def _tail(text: str, width: int) -> str:
     """``text`` cut from the left to ``width`` characters: a long path keeps its file name."""
     return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _tag_line(tags: dict | None) -> str:
+    """A result's tags in a table cell: ``artist - title (album #track) genre, 2:05, 44.1 kHz stereo``."""
+    from .errors import one_line
+
+    if not tags:
+        return ""
+    t = tags
+    name = " - ".join(str(t[k]) for k in ("artist", "title") if t.get(k))
+    where = " ".join(x for x in (str(t["album"]) if t.get("album") else "", f"#{t['track']}" if t.get("track") else "") if x)
+    parts = [p for p in (name, f"({where})" if where else "", str(t["genre"]) if t.get("genre") else "") if p]
+    channels = {1: "mono", 2: "stereo"}.get(t.get("channels"), f"{t.get('channels')} ch")
+    props = f"{_clock(t.get('duration_s'))}, {t.get('sample_rate_hz', 0) / 1000:g} kHz {channels}"
+    return one_line(" ".join(parts) + (", " if parts else "") + props)
 
 
 def _clock(seconds: float | None) -> str:
@@ -333,7 +363,7 @@ def _scratch_engine(index, config, model):
     import tempfile
 
     settings = _settings(index, config, model=model)
-    if (settings.index_dir / "catalog.sqlite").exists():
+    if settings.catalog_url or (settings.index_dir / "catalog.sqlite").exists():
         with _engine(index, config, model=model) as engine:
             yield engine
         return
@@ -451,15 +481,18 @@ def classify(
     model: ModelOpt = None,
     catalog_url: CatalogOpt = None,
     as_json: JsonOpt = False,
+    where: WhereOpt = None,
+    under: UnderOpt = None,
 ) -> None:
     """Label each CLIP by its nearest labelled recordings (distance-weighted vote), with a
     confidence; "unknown" below min_confidence (config).
 
     With --json, one line per clip: {"query", "label", "confidence", "neighbours": [{"path",
-    "label", "distance"}]} (and "error" for a clip that cannot be read; exit 3).
+    "label", "distance"}]} (and "error" for a clip that cannot be read; exit 3). --where and
+    --under (as in query): only labelled recordings that pass vote.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
-        results = engine.classify(clips, k=k)
+        results = engine.classify(clips, k=k, where=where, under=under)
     for res in results:
         if as_json:
             print(json.dumps(res.as_dict()), flush=True)

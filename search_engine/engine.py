@@ -6,7 +6,8 @@ On-disk layout of an index folder::
     segments.<gen>.faiss      segment vectors, ids = segment ids
     files.<gen>.faiss         whole-recording vectors, ids = file ids
     segments.vectors          the exact segment vectors (:class:`~search_engine.vectors.VectorStore`)
-    index.lock                held by the one process that writes (readers never take it)
+    index.lock                held by the one process that writes (readers never take it); with a
+                              PostgreSQL catalog a PostgreSQL advisory lock instead (locks.py)
 
 The engine is one object; its jobs live in their own modules:
 
@@ -53,7 +54,7 @@ class SearchEngine(Generations, Searching, Inspection):
         self.model = encoder.name  # the model in use (a bundled name, or a folder)
         self.whole_encoder = whole_encoder(stored, encoder, settings.index_dir)
         self._factories = (stored["index_factory"], stored["similar_index_factory"])
-        self._lock = lock  # filelock.FileLock on index.lock
+        self._lock = lock  # the writer lock (locks.writer_lock)
         from .vectors import VectorStore
 
         self.store = VectorStore(self.dir / STORE_FILE, encoder.dim)
@@ -77,21 +78,20 @@ class SearchEngine(Generations, Searching, Inspection):
 
     @classmethod
     def _open(cls, settings: Settings, *, create: bool) -> "SearchEngine":
-        from filelock import FileLock
-
         from .audio2vec import Encoder
+        from .locks import writer_lock
 
         d = settings.index_dir
         missing = f"no index at {d} (create one with `audio2vec index PATH --index {d}`)"
-        if not settings.catalog_url and not (d / "catalog.sqlite").exists():
-            if not create:
-                raise IndexNotFoundError(missing)
-            d.mkdir(parents=True, exist_ok=True)
+        if not settings.catalog_url and not (d / "catalog.sqlite").exists() and not create:
+            raise IndexNotFoundError(missing)
+        if create:
+            d.mkdir(parents=True, exist_ok=True)  # the vector files live here whatever the catalog
         catalog = Catalog(settings.resolved_catalog_url)
         try:
             if catalog.revision() is None and not create:
                 raise IndexNotFoundError(missing)
-            lock = FileLock(d / "index.lock")
+            lock = writer_lock(catalog, d)
             if catalog.needs_upgrade():
                 with holding(lock, d):
                     if catalog.needs_upgrade():

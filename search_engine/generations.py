@@ -70,7 +70,9 @@ class Generations:
             self.generation, self.segments, self.wholes, self._blocks = gen, segments, wholes, blocks
             self._exact = self.store.map(int(stored["next_segment_id"]))
             return True
-        raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing")
+        shared = (f"; the catalog {self.catalog.url} is not in that folder: --index must name the folder its writer "
+                  "keeps the vector files in (shared by every host)") if self.settings.catalog_url else ""
+        raise IndexMismatchError(f"index at {self.dir} is damaged: {self._vector_path('segments', gen).name} is missing{shared}")
 
     def _load_vectors(self, kind: str, generation: int, factory: str):
         from .vectors import VectorIndex

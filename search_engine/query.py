@@ -40,6 +40,8 @@ class Match:
     #: ``match`` mode: calibrated probability that the clip is in this recording (0..1); None in
     #: ``similar`` mode or with a model that has no fitted decision
     confidence: float | None = None
+    #: the recording's tags, duration_s, sample_rate_hz and channels (:func:`~search_engine.filters.file_tags`)
+    tags: dict | None = field(default=None, hash=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +67,11 @@ class QueryResult:
     def as_dict(self) -> dict:
         """The JSON object of this answer, as ``audio2vec query --json`` prints it (one line) and
         ``audio2vec serve`` returns it: ``{"query", "matched"?, "confidence"?, "results": [{"rank",
-        "path", "distance", "offset_s", "matched"?, "confidence"?}], "error"?}``; ``matched`` and
+        "path", "distance", "offset_s", "matched"?, "confidence"?, "tags"}], "error"?}``; ``matched`` and
         ``confidence`` (null for a model without a fitted decision) only in ``match`` mode,
-        ``error`` only for a clip that could not be read."""
+        ``error`` only for a clip that could not be read; ``tags`` of each result: the recording's
+        tags (title, artist, album, genre, track, ...), ``duration_s``, ``sample_rate_hz`` and
+        ``channels``."""
         line: dict = {"query": self.query}
         if self.matched is not None:
             line["matched"] = self.matched
@@ -75,6 +79,7 @@ class QueryResult:
         line["results"] = [
             {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
             | ({"matched": m.matched, "confidence": m.confidence} if m.matched is not None else {})
+            | ({"tags": m.tags} if m.tags is not None else {})
             for m in self.matches
         ]
         if self.error:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .catalog import path_key
 from .errors import Audio2VecError, ParameterError
+from .filters import Filter, Selection, as_filter, file_tags, restrict, select
 from .query import (
     Alignment,
     Classification,
@@ -109,13 +110,18 @@ class Searching:
             offset_s=round(offset * hop_s, 3), confidence=decided.confidence,
         )
 
-    def classify(self, clips: Sequence, *, k: int | None = None) -> list[Classification]:
+    def classify(self, clips: Sequence, *, k: int | None = None, where=None, under=None, filter: Filter | None = None) -> list[Classification]:
         """Label each clip by its ``k`` nearest labelled recordings (``similar`` space), with a
         distance-weighted vote; ``"unknown"`` when the winning share is below
-        ``settings.min_confidence`` or nothing is labelled. A clip that cannot be read gets ``error``."""
+        ``settings.min_confidence`` or nothing is labelled. A clip that cannot be read gets ``error``.
+        ``where``/``under`` (or ``filter``): only labelled recordings that pass vote (:meth:`query_batch`)."""
+        flt = as_filter(where, under, filter)
         self.refresh()
         k = k or self.settings.classify_k
         ids, labels, paths = self.catalog.labelled()
+        if flt:
+            keep = restrict(ids, self.selection(flt))
+            ids, labels, paths = ids[keep], [x for x, y in zip(labels, keep) if y], [x for x, y in zip(paths, keep) if y]
         known = self.wholes.reconstruct(ids) if len(ids) else np.empty((0, self.whole_dim), np.float32)
         out = []
         for clip in clips:
@@ -132,7 +138,7 @@ class Searching:
             res.label, res.confidence = weighted_vote([labels[i] for i in near], d[near], min_confidence=self.settings.min_confidence)
         return out
 
-    def query(self, clip, *, k: int | None = None, mode: str | None = None) -> list[Match]:
+    def query(self, clip, *, k: int | None = None, mode: str | None = None, where=None, under=None, filter: Filter | None = None) -> list[Match]:
         """Recordings for one clip, nearest first. Raises on a bad clip.
 
         Parameters
@@ -142,28 +148,41 @@ class Searching:
         k : int, optional
             Results wanted (default: settings ``k``).
         mode : {"match", "similar"}, optional
+        where, under, filter : optional
+            Only recordings that pass: see :meth:`query_batch`.
         """
-        result = self.query_batch([clip], k=k, mode=mode, raise_errors=True)[0]
+        result = self.query_batch([clip], k=k, mode=mode, raise_errors=True, where=where, under=under, filter=filter)[0]
         return result.matches
 
-    def query_batch(self, clips: Sequence, *, k: int | None = None, mode: str | None = None, raise_errors: bool = False) -> list[QueryResult]:
+    def query_batch(self, clips: Sequence, *, k: int | None = None, mode: str | None = None, raise_errors: bool = False,
+                    where=None, under=None, filter: Filter | None = None) -> list[QueryResult]:
         """Answer many clips; their windows go through the encoder and FAISS in shared batches.
 
         A clip that cannot be read gives a :class:`QueryResult` with ``error`` set (or raises, with
         ``raise_errors``); the others are still answered, in the order given.
+
+        ``where`` (``"genre=Drums"``, ``"duration<2"``: one or a list, all must hold) and ``under``
+        (folders, any of them), or a ready :class:`~search_engine.filters.Filter`: only recordings
+        that pass are searched (a FAISS id selector), so ``k`` come back when ``k`` pass and the
+        clip aligns with them (``match``: a clip must lie mostly inside a recording).
         """
         k = k or self.settings.k
         mode = mode or self.settings.mode
         if mode not in ("match", "similar"):
             raise ParameterError(f"mode must be 'match' or 'similar', not {mode!r}")
+        flt = as_filter(where, under, filter)
         self.refresh()
         self._batch_files = {}
         try:
-            return self._query_batch(clips, k=k, mode=mode, raise_errors=raise_errors)
+            return self._query_batch(clips, k=k, mode=mode, raise_errors=raise_errors, only=self.selection(flt) if flt else None)
         finally:
             self._batch_files = None
 
-    def _query_batch(self, clips: Sequence, *, k: int, mode: str, raise_errors: bool) -> list[QueryResult]:
+    def selection(self, flt: Filter) -> Selection:
+        """The recordings of the generation this engine holds that pass a filter."""
+        return select(self.catalog, self.blocks, flt)
+
+    def _query_batch(self, clips: Sequence, *, k: int, mode: str, raise_errors: bool, only: Selection | None = None) -> list[QueryResult]:
         results, prepared = [], []
         for clip in clips:
             name = "<waveform>" if isinstance(clip, tuple) else str(clip)
@@ -186,18 +205,23 @@ class Searching:
         t0 = time.perf_counter()
         vectors = self.encoder.encode_parts([x for _, x, *_ in prepared], batch_size=self.settings.batch_size)
         t1 = time.perf_counter()
-        neighbours = self._neighbours(vectors) if mode == "match" else [None] * len(vectors)
+        neighbours = self._neighbours(vectors, only) if mode == "match" else [None] * len(vectors)
         per_clip = {"encoder": (t1 - t0) / len(prepared), "search": (time.perf_counter() - t1) / len(prepared)}
         for (res, _, duration_s, whole, level_db), vecs, found in zip(prepared, vectors, neighbours):
             res.timings["encoder"] = per_clip["encoder"]
             if mode == "match":
                 res.timings["search"] = per_clip["search"]
                 res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
+                wide = self.settings.neighbours
+                while only is not None and len(res.matches) < min(k, only.n_files) and wide < only.n_segments:
+                    wide *= 4  # too few recordings among the neighbours of the passing ones: look further
+                    found = self._neighbours([vecs], only, wide)[0]
+                    res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
                 res.matches = self._decide(res.matches, res.features, duration_s)
                 res.matched = bool(res.matches) and res.matches[0].matched
                 res.confidence = res.matches[0].confidence if res.matches else None
             else:
-                res.matches = self._similar(pool(vecs[:: self.settings.query_phases]), whole, k, res.timings)
+                res.matches = self._similar(pool(vecs[:: self.settings.query_phases]), whole, k, res.timings, only)
         return results
 
     @property
@@ -254,13 +278,15 @@ class Searching:
             cache.update(self.catalog.files_by_id(missing))
         return {i: cache[i] for i in ids if i in cache}
 
-    def _neighbours(self, vectors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _neighbours(self, vectors: Sequence[np.ndarray], only: Selection | None = None, n: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(distances, segment ids)``, each ``[n_i, neighbours]``, of the segments nearest to each
-        clip's window vectors: the clips of a batch are searched together (one FAISS call for up
-        to :data:`SEARCH_CHUNK` windows ran twice as fast as one per clip)."""
+        clip's window vectors (among the recordings ``only`` lets through): the clips of a batch
+        are searched together (one FAISS call for up to :data:`SEARCH_CHUNK` windows ran twice as
+        fast as one per clip)."""
         out = []
+        allowed = only.segments if only is not None else None
         for part in _chunks(vectors, SEARCH_CHUNK):
-            dist, ids = self.segments.search(np.concatenate(part), self.settings.neighbours)
+            dist, ids = self.segments.search(np.concatenate(part), n or self.settings.neighbours, allowed=allowed)
             cuts = np.cumsum([len(v) for v in part])[:-1]
             out += list(zip(np.split(dist, cuts), np.split(ids, cuts)))
         return out
@@ -291,7 +317,7 @@ class Searching:
         out = []
         for rank, a in enumerate(best, 1):
             f = files[int(self.blocks.file_ids[a.row])]
-            out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows))
+            out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows, tags=file_tags(f)))
         dist = np.where(ids >= 0, dist, np.inf)
         background = neighbour_background(dist)
         nearest = [aligned_nearest(dist, a.offset, phases=phases) for a in ranked]
@@ -301,10 +327,12 @@ class Searching:
         timings["aggregate"] = time.perf_counter() - t1
         return out, features
 
-    def similar_to(self, path: str | os.PathLike, *, k: int | None = None) -> QueryResult:
+    def similar_to(self, path: str | os.PathLike, *, k: int | None = None, where=None, under=None, filter: Filter | None = None) -> QueryResult:
         """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the
         same as ``query_batch([path], mode="similar")`` would give (the file itself first, at
-        distance 0). Raises :class:`ParameterError` if ``path`` is not in the index."""
+        distance 0; ``where``/``under``/``filter`` as there). Raises :class:`ParameterError` if
+        ``path`` is not in the index."""
+        flt = as_filter(where, under, filter)
         self.refresh()
         files = self.catalog.files_by_path([path_key(path)]) or self.catalog.files_by_path([str(path)])
         if not files:
@@ -314,15 +342,15 @@ class Searching:
         segs = self.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
         v = pool(segs)
         whole = self.wholes.reconstruct(np.array([f.id], dtype=np.int64))[0] if self.whole_encoder is not None else None
-        res.matches = self._similar(v, whole, k or self.settings.k, res.timings)
+        res.matches = self._similar(v, whole, k or self.settings.k, res.timings, self.selection(flt) if flt else None)
         return res
 
-    def _similar(self, v: np.ndarray, whole: np.ndarray | None, k: int, timings: dict) -> list[Match]:
+    def _similar(self, v: np.ndarray, whole: np.ndarray | None, k: int, timings: dict, only: Selection | None = None) -> list[Match]:
         """Recordings nearest to the clip's whole-sound vector ``whole`` (None: an older index,
         whose whole vectors are pooled segment vectors); each one's segment nearest to ``v``, the
         clip's pooled segment-hop window vectors (as an indexed file's segments), gives the offset."""
         t0 = time.perf_counter()
-        dist, ids = self.wholes.search((v if whole is None else whole)[None], k)
+        dist, ids = self.wholes.search((v if whole is None else whole)[None], k, allowed=only.files if only is not None else None)
         t1 = time.perf_counter()
         found = [(float(d), int(i)) for d, i in zip(dist[0], ids[0]) if i >= 0]
         files = self._file_rows(i for _, i in found)
@@ -331,7 +359,7 @@ class Searching:
             f = files[fid]
             segs = self.segment_vectors(f.first_segment_id + np.arange(f.n_segments))
             nearest = int(np.argmin(np.linalg.norm(segs - v, axis=1))) if len(segs) else 0
-            out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0))
+            out.append(Match(rank, f.path, round(d, 6), round(nearest * self.segment_hop_s, 3), f.duration_s, f.id, 0, tags=file_tags(f)))
         timings.update(search=t1 - t0, aggregate=time.perf_counter() - t1)
         return out
 

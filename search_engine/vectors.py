@@ -146,12 +146,61 @@ class VectorIndex:
             or [np.empty(0, np.int64)]
         )
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """k nearest by L2: ``(distances [n, k], ids [n, k])``; distances are Euclidean (not squared);
-        missing neighbours have id ``-1``."""
+        missing neighbours have id ``-1``.
+
+        ``allowed``: boolean mask over ids (id ``i`` may be returned where ``allowed[i]``; ids past
+        its end may not; a missing neighbour has distance ``inf``). FAISS searches with it as an id
+        selector (a bitmap), so each query gets ``min(k, allowed ids)`` neighbours: an IVF index
+        whose probed lists hold too few allowed vectors is searched again over all its lists, and
+        for an index whose selector search stops early (HNSW) the allowed vectors are compared with
+        the queries one by one.
+        """
         k = max(1, min(k, len(self)))
-        d2, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return np.sqrt(np.maximum(d2, 0.0)), ids
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            d2, ids = self.index.search(q, k)
+            return np.sqrt(np.maximum(d2, 0.0)), ids
+        allowed = np.asarray(allowed, dtype=bool)
+        want = min(k, int(np.count_nonzero(allowed)))
+        if want == 0 or len(q) == 0:
+            return np.full((len(q), k), np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64)
+        d2, ids = self._search_selected(q, k, allowed)
+        short = (ids >= 0).sum(axis=1) < want
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if short.any() and ivf is not None and ivf.nprobe < ivf.nlist:
+            d2[short], ids[short] = self._search_selected(q[short], k, allowed, nprobe=ivf.nlist)
+            short = (ids >= 0).sum(axis=1) < want
+        if short.any():
+            d2[short], ids[short] = self._search_exact(q[short], k, allowed)
+        return np.where(ids >= 0, np.sqrt(np.maximum(d2, 0.0)), np.inf).astype(np.float32), ids
+
+    def _search_selected(self, q: np.ndarray, k: int, allowed: np.ndarray, *, nprobe: int | None = None):
+        bitmap = np.packbits(allowed, bitorder="little")  # bit i of byte i >> 3 is id i, as FAISS reads it
+        sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        if isinstance(self.index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe or self.index.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        d2, ids = self.index.search(q, k, params=params)
+        del bitmap  # FAISS read it through the selector until here
+        return d2, ids
+
+    def _search_exact(self, q: np.ndarray, k: int, allowed: np.ndarray):
+        """Last resort, for an index whose selector search stops early (a graph: HNSW): squared
+        distances to every allowed vector it holds (reconstructed), the ``k`` nearest."""
+        held = self.ids()
+        held = held[(held < len(allowed)) & allowed[np.clip(held, 0, len(allowed) - 1)]]
+        v = self.reconstruct(held).astype(np.float64)
+        qq = q.astype(np.float64)
+        d2 = np.maximum((qq**2).sum(1)[:, None] + (v**2).sum(1)[None, :] - 2 * qq @ v.T, 0.0)
+        n = min(k, len(held))
+        order = np.argsort(d2, axis=1, kind="stable")[:, :n]
+        out_d = np.full((len(q), k), np.inf, dtype=np.float32)
+        out_i = np.full((len(q), k), -1, dtype=np.int64)
+        out_d[:, :n], out_i[:, :n] = np.take_along_axis(d2, order, axis=1), held[order]
+        return out_d, out_i
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors of ``ids [n]`` -> ``[n, dim]`` (exact for flat indexes)."""

@@ -61,3 +61,14 @@ def engine(built_index):
 
     with SearchEngine.open(built_index) as e:
         yield e
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the test session (:class:`pgserver.PostgresServer`: Debian's
+    initdb/pg_ctl in a temporary folder, a free port); ``postgres.create_database()`` gives the
+    URL of a new empty database."""
+    from pgserver import PostgresServer
+
+    with PostgresServer() as server:
+        yield server

@@ -59,7 +59,7 @@ def test_query_json_contract_and_api_agreement(cli_index, library, tmp_path):
     with SearchEngine.open(cli_index) as engine:
         for line, clip, (path, _) in zip([lines[0], lines[2], lines[3]], clips, library.items()):
             assert list(line) == ["query", "matched", "confidence", "results"] and line["matched"] is True  # key order kept, confidence added
-            assert [list(r) for r in line["results"]] == [["rank", "path", "distance", "offset_s", "matched", "confidence"]] * 2
+            assert [list(r) for r in line["results"]] == [["rank", "path", "distance", "offset_s", "matched", "confidence", "tags"]] * 2
             assert line["results"][0]["path"] == path and line["results"][0]["matched"]
             assert line["confidence"] == line["results"][0]["confidence"] and 0.0 <= line["confidence"] <= 1.0
             api = engine.query(clip, k=2)
