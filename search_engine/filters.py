@@ -175,10 +175,10 @@ def select(catalog, blocks: FileBlocks, flt: Filter) -> Selection:
 def segment_mask(blocks: FileBlocks, keep: np.ndarray) -> np.ndarray:
     """Boolean mask over segment ids: True inside the blocks of the rows where ``keep``."""
     end = int((blocks.first_ids + blocks.counts).max()) if len(blocks.first_ids) else 0
-    edges = np.zeros(end + 1, dtype=np.int64)
+    edges = np.zeros(end + 1, dtype=np.int8)  # blocks never overlap: the running sum is 0 or 1
     np.add.at(edges, blocks.first_ids[keep], 1)
     np.add.at(edges, (blocks.first_ids + blocks.counts)[keep], -1)
-    return np.cumsum(edges[:-1]) > 0
+    return np.cumsum(edges[:-1], dtype=np.int8) > 0
 
 
 def file_tags(f: File) -> dict[str, Any]:
