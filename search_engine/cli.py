@@ -216,18 +216,21 @@ def _print_table(res) -> None:
     title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
     table = Table(title=title, title_justify="left")
     confident = any(m.confidence is not None for m in res.matches)
-    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"), ("tags", "left"))
+    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
+    room = max(24, console.width - 12 * len(columns) - 4)  # what the path column has left
+    tags = [_tag_line(m.tags) for m in res.matches]
+    tag_room = min(max(map(len, tags), default=0), room // 3) if room >= 60 else 0  # a narrow terminal: no tags column
+    if tag_room:
+        columns += (("tags", "left"),)
+        room -= tag_room + 3
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=True)
-    tag_room = max(24, console.width // 3)  # the tags column, cut at its end
-    room = max(24, console.width - 12 * (len(columns) - 1) - tag_room - 4)  # what the path column has left
-    for m in res.matches:
+    for m, tag in zip(res.matches, tags):
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
-        tags = _tag_line(m.tags)
-        tags = tags if len(tags) <= tag_room else tags[: tag_room - 1] + "…"
-        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), tags)
+        tag = (tag if len(tag) <= tag_room else tag[: tag_room - 1] + "…",) if tag_room else ()
+        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), *tag)
     if not res.matches:
-        table.add_row(*["-"] * (len(columns) - 2), "(index is empty)", "")
+        table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)
 
 
