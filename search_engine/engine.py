@@ -34,6 +34,7 @@ from .catalog import Catalog, File, FileRecord, path_key
 from .config import Settings, load_config
 from .errors import Audio2VecError, IndexLockedError, IndexMismatchError, IndexNotFoundError, ParameterError, result_or_raise
 from .features import frames_for
+from .long_queries import LONG_QUERY_S
 from .query import (
     Alignment,
     Classification,
@@ -672,6 +673,9 @@ class SearchEngine:
                 res.timings["search"] = per_clip["search"]
                 res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
                 res.matches = self._decide(res.matches, res.features, duration_s)
+                if duration_s > LONG_QUERY_S:  # a long clip: one result per recording it plays, if any
+                    spans = self._match_long(vecs, found, k, level_db=level_db)
+                    res.matches, res.features = spans if spans[0] else (res.matches, res.features)
                 res.matched = bool(res.matches) and res.matches[0].matched
                 res.confidence = res.matches[0].confidence if res.matches else None
             else:
@@ -778,6 +782,55 @@ class SearchEngine:
                                   support=support, duration_s=duration_s, level_db=level_db)[: len(best)]
         timings["aggregate"] = time.perf_counter() - t1
         return out, features
+
+    def duplicates(self, *, min_overlap_s: float | None = None, neighbours: int = 20) -> list:
+        """Groups of indexed recordings that hold the same audio (transcodes, resamples, trims, one
+        contained in another, another intro, a few percent faster), from the stored segment vectors
+        (nothing is decoded): :func:`search_engine.duplicates.find_duplicates`. Each
+        :class:`~search_engine.duplicates.DuplicateGroup` names every file with the span it shares
+        with the others (seconds); ``min_overlap_s`` (default 10) is the least shared span."""
+        from .duplicates import MIN_OVERLAP_S, DuplicateGroup, find_duplicates
+
+        self.refresh()
+        b = self.blocks
+        files = self.catalog.files_by_id(b.file_ids.tolist())
+        durations = np.array([files[int(f)].duration_s for f in b.file_ids], dtype=np.float64)
+
+        def search(q, k):
+            dist, ids = self.segments.search(np.ascontiguousarray(q, dtype=np.float32), k)
+            rows, within = b.locate(ids)
+            return rows, within, np.where(ids >= 0, dist, np.inf)
+
+        groups = find_duplicates(
+            search, lambda row: self.segment_vectors(int(b.first_ids[row]) + np.arange(int(b.counts[row]))), b.counts, durations,
+            hop_s=self.segment_hop_s, window_s=self.encoder.features.window_s,
+            min_overlap_s=MIN_OVERLAP_S if min_overlap_s is None else min_overlap_s, neighbours=neighbours,
+        )
+        out = []
+        for rows, spans in groups:
+            members = [{"path": files[int(b.file_ids[r])].path, "start_s": spans[r][0], "end_s": spans[r][1]} for r in rows]
+            out.append(DuplicateGroup(sorted(members, key=lambda m: (-(m["end_s"] - m["start_s"]), m["path"]))))
+        return sorted(out, key=lambda g: g.files[0]["path"])
+
+    def _match_long(self, q: np.ndarray, found: tuple[np.ndarray, np.ndarray], k: int, *, level_db: float) -> tuple[list[Match], list[dict]]:
+        """A long clip's spans that lie in indexed recordings, each answered as a short clip
+        (:func:`~search_engine.long_queries.match_long`)."""
+        from .long_queries import match_long
+
+        phases, window_s = self.settings.query_phases, self.encoder.features.window_s
+        hop_s = self.segment_hop_s / phases
+        dist, ids = found
+        rows = {int(f): r for r, f in enumerate(self.blocks.file_ids)}
+
+        def answer(lo: int, hi: int):
+            seconds = (hi - lo - 1) * hop_s + window_s
+            m, f = self._match(q[lo:hi], (dist[lo:hi], ids[lo:hi]), k, {}, duration_s=seconds, level_db=level_db)
+            return self._decide(m, f, seconds), f
+
+        def segments(row: int) -> np.ndarray:
+            return self.segment_vectors(int(self.blocks.first_ids[row]) + np.arange(int(self.blocks.counts[row])))
+
+        return match_long(len(q), answer, segments, rows.__getitem__, q=q, phases=phases, hop_s=hop_s, window_s=window_s)
 
     def similar_to(self, path: str | os.PathLike, *, k: int | None = None) -> QueryResult:
         """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the

@@ -1,0 +1,359 @@
+"""Duplicates: which indexed recordings hold the same audio, found from their stored segment vectors.
+
+A copy of a recording (another codec or bit rate, another sample rate, trimmed, cut out of a longer
+one, with another intro, a few percent faster) has segments whose vectors lie near the original's,
+and the segments that match lie on one straight line in (segment of A, segment of B): the time
+offset between the two files, with a slope of about 1 (``1 ± max_rate_change`` for a faster or
+slower copy). Recordings that merely sound alike (same instrument, same style) have near segments
+too, but scattered: no long, dense line of them.
+
+The steps, all on arrays (nothing is decoded):
+
+1. :func:`pair_hits`: each segment's nearest segments in *other* recordings (a k-NN search of the
+   index), kept when nearer than ``max_distance``, as ``(file A, segment i, file B, segment j)``.
+2. :func:`best_diagonal`: per pair of recordings with enough hits, the line ``j = slope * i +
+   intercept`` most hits agree with (a Hough vote over slopes and intercepts, then a least squares
+   fit to the hits near it).
+3. :func:`verify_run`: the exact distance of every segment of A on that line to B's segment(s)
+   there; the longest stretch where they are mostly near is the shared span, kept when it lasts
+   ``min_overlap_s`` or more.
+4. :func:`group_pairs`: recordings joined by shared spans, grouped (union-find).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: a copy may be this much faster or slower than the original (share: 0.08 = ±8 %)
+MAX_RATE_CHANGE = 0.08
+#: segment vectors nearer than this (Euclidean, embedding units) count as the same audio
+MAX_DISTANCE = 0.75
+#: share of the segments of a shared span that must lie near their counterpart
+MIN_COVERAGE = 0.6
+#: least length of a shared span (seconds)
+MIN_OVERLAP_S = 10.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """A shared span of two recordings (rows ``a`` < ``b`` into the file table), in segments:
+    segments ``i0..i1`` of ``a`` hold the audio of ``b`` at ``j = slope * i + intercept``."""
+
+    a: int
+    b: int
+    i0: int
+    i1: int
+    slope: float
+    intercept: float
+    #: share of segments ``i0..i1`` whose counterpart in ``b`` is within ``max_distance``
+    coverage: float
+    #: median distance of those segments to their counterparts (embedding units)
+    distance: float
+
+    @property
+    def j0(self) -> float:
+        return min(self.slope * self.i0, self.slope * self.i1) + self.intercept
+
+    @property
+    def j1(self) -> float:
+        return max(self.slope * self.i0, self.slope * self.i1) + self.intercept
+
+
+@dataclass
+class DuplicateGroup:
+    """Recordings that hold the same audio: per file ``{"path", "start_s", "end_s"}``, the span
+    (seconds) it shares with the others, longest span first."""
+
+    files: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """``{"files": [{"path", "start_s", "end_s"}, ...]}``, as ``audio2vec duplicates --json`` prints it."""
+        return {"files": [dict(f) for f in self.files]}
+
+
+def pair_hits(
+    rows: np.ndarray, within: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, query_within: np.ndarray, *, max_distance: float
+) -> np.ndarray:
+    """Near segments of different recordings, as ``[m, 4]`` int64 rows ``(a, i, b, j)`` with ``a < b``.
+
+    Parameters
+    ----------
+    rows, within : np.ndarray [shape=(n, k), int]
+        For each of ``n`` query segments, its ``k`` nearest segments: recording row (-1: none) and
+        segment index within the recording.
+    dist : np.ndarray [shape=(n, k), float]
+        Their Euclidean distances.
+    query_rows, query_within : np.ndarray [shape=(n,), int]
+        Recording row and segment index of each query segment.
+    max_distance : float
+        Farther neighbours are dropped.
+
+    Returns
+    -------
+    Unique ``(a, i, b, j)``: segment ``i`` of recording ``a`` is near segment ``j`` of ``b``;
+    each pair of recordings is written with the smaller row first, whichever of the two asked.
+    """
+    a = np.broadcast_to(np.asarray(query_rows)[:, None], rows.shape)
+    i = np.broadcast_to(np.asarray(query_within)[:, None], rows.shape)
+    ok = (rows >= 0) & (rows != a) & np.isfinite(dist) & (dist <= max_distance)
+    a, i, b, j = a[ok], i[ok], rows[ok], within[ok]
+    swap = a > b
+    hits = np.stack([np.where(swap, b, a), np.where(swap, j, i), np.where(swap, a, b), np.where(swap, i, j)], axis=1).astype(np.int64)
+    return np.unique(hits, axis=0) if len(hits) else hits.reshape(0, 4)
+
+
+def best_diagonal(i: np.ndarray, j: np.ndarray, *, max_rate_change: float = MAX_RATE_CHANGE, tolerance: float = 1.5) -> tuple[float, float, int]:
+    """The straight line ``j = slope * i + intercept`` (segments) that most hits lie on.
+
+    Parameters
+    ----------
+    i, j : np.ndarray [shape=(m,), int]
+        Segment of recording A and segment of recording B of each hit (:func:`pair_hits`).
+    max_rate_change : float
+        The slope is within ``1 ± max_rate_change`` (a copy played that much faster or slower).
+    tolerance : float
+        A hit is on the line when within this many segments of it.
+
+    Returns
+    -------
+    ``(slope, intercept, hits on the line)``; each segment ``i`` counts once.
+    """
+    i = np.asarray(i, dtype=np.float64)
+    j = np.asarray(j, dtype=np.float64)
+    if len(i) == 0:
+        return 1.0, 0.0, 0
+    span = max(float(np.ptp(i)), 1.0)
+    # slopes close enough that a line of the grid stays within one segment over the hits' span
+    n = int(np.clip(np.ceil(2 * max_rate_change * span), 1, 160))
+    slopes = np.linspace(1 - max_rate_change, 1 + max_rate_change, 2 * (n // 2) + 1)
+    inter = np.round(j[None, :] - slopes[:, None] * i[None, :]).astype(np.int64)  # [S, m]
+    s_idx = np.broadcast_to(np.arange(len(slopes))[:, None], inter.shape)
+    # one vote per (slope, intercept, segment i): many neighbours of one segment are one hit
+    keys = np.unique(np.stack([s_idx.ravel(), inter.ravel(), np.broadcast_to(i.astype(np.int64), inter.shape).ravel()], axis=1), axis=0)
+    cells, votes = np.unique(keys[:, :2], axis=0, return_counts=True)
+    # pool neighbouring intercepts (a copy whose segments fall between the original's)
+    adjacent = (cells[1:, 0] == cells[:-1, 0]) & (cells[1:, 1] == cells[:-1, 1] + 1)
+    pooled = votes.copy()
+    pooled[1:] += np.where(adjacent, votes[:-1], 0)
+    pooled[:-1] += np.where(adjacent, votes[1:], 0)
+    # prefer slope 1 among ties (most copies are not faster)
+    best = int(np.lexsort((np.abs(slopes[cells[:, 0]] - 1.0), -pooled))[0])
+    slope, intercept = float(slopes[cells[best, 0]]), float(cells[best, 1])
+    for _ in range(3):  # least squares on the hits near the line, then again with the better line
+        near = np.abs(j - (slope * i + intercept)) <= tolerance + 1
+        if near.sum() < 2 or np.ptp(i[near]) < 4:
+            break
+        s, c = np.polyfit(i[near], j[near], 1)
+        if abs(s - 1) > max_rate_change:
+            break
+        slope, intercept = float(s), float(c)
+    on = np.abs(j - (slope * i + intercept)) <= tolerance
+    return slope, intercept, int(len(np.unique(i[on])))
+
+
+def line_distances(va: np.ndarray, vb: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Distance of each segment of A to the audio of B on the line ``j = slope * i + intercept``:
+    the nearer of B's two segments around ``j`` (``inf`` where ``j`` is outside B).
+
+    ``va [n_a, dim]``, ``vb [n_b, dim]`` -> ``[n_a]`` (embedding units).
+    """
+    i = np.arange(len(va))
+    pos = slope * i + intercept
+    out = np.full(len(va), np.inf)
+    for j in (np.floor(pos), np.ceil(pos)):
+        j = j.astype(np.int64)
+        ok = (j >= 0) & (j < len(vb))
+        if ok.any():
+            d = np.linalg.norm(va[i[ok]] - vb[j[ok]], axis=1)
+            out[ok] = np.minimum(out[ok], d)
+    return out
+
+
+def verify_run(d: np.ndarray, *, max_distance: float = MAX_DISTANCE) -> tuple[int, int, float] | None:
+    """The longest stretch of segments that are mostly near their counterpart.
+
+    Parameters
+    ----------
+    d : np.ndarray [shape=(n,), float]
+        :func:`line_distances` of one recording against another.
+    max_distance : float
+        A segment nearer than this is a hit.
+
+    Returns
+    -------
+    ``(i0, i1, coverage)``: the segments ``i0..i1`` (inclusive) where hits outnumber misses most
+    (a maximum-sum stretch of +1 per hit, -1 per miss), and the share of hits in it; None with no hit.
+    """
+    hit = np.isfinite(d) & (d <= max_distance)
+    if not hit.any():
+        return None
+    score = np.where(hit, 1.0, -1.0)
+    best, best_lo, best_hi, run, lo = -np.inf, 0, 0, 0.0, 0
+    for k, s in enumerate(score):  # Kadane
+        if run <= 0:
+            run, lo = s, k
+        else:
+            run += s
+        if run > best:
+            best, best_lo, best_hi = run, lo, k
+    return best_lo, best_hi, float(hit[best_lo : best_hi + 1].mean())
+
+
+def find_runs(
+    hits: np.ndarray,
+    vectors,
+    *,
+    min_windows: int,
+    max_distance: float = MAX_DISTANCE,
+    min_coverage: float = MIN_COVERAGE,
+    max_rate_change: float = MAX_RATE_CHANGE,
+) -> list[Run]:
+    """The shared span of each pair of recordings that has one.
+
+    Parameters
+    ----------
+    hits : np.ndarray [shape=(m, 4), int]
+        :func:`pair_hits`.
+    vectors : callable(row) -> np.ndarray [n_segments, dim]
+        A recording's segment vectors.
+    min_windows : int
+        Least length of a shared span, in segments.
+    max_distance, min_coverage, max_rate_change
+        See :data:`MAX_DISTANCE`, :data:`MIN_COVERAGE`, :data:`MAX_RATE_CHANGE`.
+
+    Returns
+    -------
+    One :class:`Run` per pair whose best line holds a span of ``min_windows`` segments or more with
+    at least ``min_coverage`` of them near.
+    """
+    if len(hits) == 0:
+        return []
+    order = np.lexsort((hits[:, 1], hits[:, 2], hits[:, 0]))
+    hits = hits[order]
+    pairs, start, counts = np.unique(hits[:, [0, 2]], axis=0, return_index=True, return_counts=True)
+    runs = []
+    need = max(3, int(np.ceil(min_windows * min_coverage / 2)))  # the k-NN finds at least half of a copy's hits
+    for (a, b), s, c in zip(pairs.tolist(), start.tolist(), counts.tolist()):
+        if c < need:
+            continue
+        i, j = hits[s : s + c, 1], hits[s : s + c, 3]
+        slope, intercept, on = best_diagonal(i, j, max_rate_change=max_rate_change)
+        if on < need:
+            continue
+        d = line_distances(vectors(a), vectors(b), slope, intercept)
+        found = verify_run(d, max_distance=max_distance)
+        if found is None:
+            continue
+        i0, i1, coverage = found
+        if i1 - i0 + 1 < min_windows or coverage < min_coverage:
+            continue
+        seg = d[i0 : i1 + 1]
+        runs.append(Run(a, b, i0, i1, slope, intercept, coverage, float(np.median(seg[np.isfinite(seg)]))))
+    return runs
+
+
+def group_pairs(n: int, pairs) -> list[list[int]]:
+    """Connected groups (union-find) of ``n`` items joined by ``pairs`` ``[(a, b), ...]``; only
+    groups of two or more, each sorted, in order of their first item."""
+    parent = list(range(n))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = root(int(a)), root(int(b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for x in range(n):
+        groups.setdefault(root(x), []).append(x)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def group_spans(runs: list[Run], *, hop_s: float, window_s: float, durations: np.ndarray) -> list[tuple[list[int], dict[int, tuple[float, float]]]]:
+    """Groups of recordings (rows) joined by ``runs``, and each member's shared span in seconds:
+    the union of its spans with the others of its group (start of its first shared segment to the
+    end of its last one, at most its duration).
+
+    ``hop_s``: seconds between segment starts; ``window_s``: a segment's length (seconds);
+    ``durations``: each row's duration (seconds).
+    """
+    spans: dict[int, list[float]] = {}
+
+    def widen(row: int, lo: float, hi: float) -> None:
+        lo_s = max(0.0, lo * hop_s)
+        hi_s = min(float(durations[row]), hi * hop_s + window_s)
+        cur = spans.setdefault(row, [lo_s, hi_s])
+        cur[0], cur[1] = min(cur[0], lo_s), max(cur[1], hi_s)
+
+    for r in runs:
+        widen(r.a, r.i0, r.i1)
+        widen(r.b, max(0.0, r.j0), r.j1)
+    groups = group_pairs(len(durations), [(r.a, r.b) for r in runs])
+    return [(g, {row: (round(spans[row][0], 3), round(spans[row][1], 3)) for row in g}) for g in groups]
+
+
+def find_duplicates(
+    search,
+    vectors,
+    counts: np.ndarray,
+    durations: np.ndarray,
+    *,
+    hop_s: float,
+    window_s: float,
+    min_overlap_s: float = MIN_OVERLAP_S,
+    neighbours: int = 20,
+    max_distance: float = MAX_DISTANCE,
+    min_coverage: float = MIN_COVERAGE,
+    max_rate_change: float = MAX_RATE_CHANGE,
+    chunk: int = 16384,
+) -> list[tuple[list[int], dict[int, tuple[float, float]]]]:
+    """Groups of recordings that hold the same audio, from their stored segment vectors.
+
+    Parameters
+    ----------
+    search : callable(vectors [m, dim], k) -> (rows [m, k], within [m, k], distances [m, k])
+        The k-NN search of the index, as recording row and segment index within it (-1: none).
+    vectors : callable(row) -> np.ndarray [n_segments, dim]
+        The stored segment vectors of a recording.
+    counts, durations : np.ndarray [shape=(n_files,)]
+        Segments and duration (seconds) of each recording row.
+    hop_s, window_s : float
+        Seconds between segment starts, and a segment's length.
+    min_overlap_s : float
+        Least shared span (seconds).
+    neighbours : int
+        Nearest segments fetched per segment (more than a library's copies of one piece).
+
+    Returns
+    -------
+    ``[(rows, {row: (start_s, end_s)})]`` per group (:func:`group_spans`).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n_files = len(counts)
+    min_windows = max(2, int(np.ceil((min_overlap_s - window_s) / hop_s)) + 1)
+    found = []
+    rows_all = np.repeat(np.arange(n_files), counts)
+    within_all = np.concatenate([np.arange(c) for c in counts]) if n_files else np.empty(0, np.int64)
+    for lo in range(0, len(rows_all), chunk):
+        q_rows, q_within = rows_all[lo : lo + chunk], within_all[lo : lo + chunk]
+        q = np.concatenate([vectors(r)[q_within[q_rows == r]] for r in np.unique(q_rows)])
+        rows, within, dist = search(q, neighbours + 1)
+        found.append(pair_hits(rows, within, dist, q_rows, q_within, max_distance=max_distance))
+    hits = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 4), np.int64)
+    cache: dict[int, np.ndarray] = {}
+
+    def cached(row: int) -> np.ndarray:
+        if row not in cache:
+            if len(cache) > 256:
+                cache.clear()
+            cache[row] = np.asarray(vectors(row), dtype=np.float32)
+        return cache[row]
+
+    runs = find_runs(hits, cached, min_windows=min_windows, max_distance=max_distance, min_coverage=min_coverage, max_rate_change=max_rate_change)
+    return group_spans(runs, hop_s=hop_s, window_s=window_s, durations=np.asarray(durations, dtype=np.float64))

@@ -1,0 +1,76 @@
+"""Long queries: a clip that plays several indexed recordings one after another gets one result per
+recording, with the span of the clip that lies in it; stretches of unknown audio are not claimed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth import SR, add_noise, tune
+
+
+def _mix(library: dict[str, np.ndarray], plan: list) -> tuple[np.ndarray, list[tuple[str | None, float, float, float]]]:
+    """Concatenate pieces with 1 s crossfades. ``plan``: ``(path or None, start_s, seconds, seed)``
+    (None: unknown audio made from ``seed``). Returns the waveform and per piece ``(path,
+    start in the mix, end in the mix, start in the recording)``."""
+    fade = SR
+    out = np.zeros(0, np.float32)
+    truth = []
+    for path, start, seconds, seed in plan:
+        src = library[path] if path else tune(seed, start + seconds)
+        piece = src[int(start * SR) : int((start + seconds) * SR)].copy()
+        at = max(0, len(out) - fade) if len(out) else 0
+        if len(out):
+            ramp = np.linspace(0, 1, fade, dtype=np.float32)
+            piece[:fade] *= ramp
+            out[-fade:] *= 1 - ramp
+            out = np.concatenate([out[:-fade], out[-fade:] + piece[:fade], piece[fade:]])
+        else:
+            out = piece
+        truth.append((path, at / SR, at / SR + seconds, start))
+    return out, truth
+
+
+@pytest.fixture(scope="module")
+def mix(library):
+    paths = sorted(library)
+    plan = [(paths[0], 3.0, 14.0, 0), (None, 0.0, 12.0, 901), (paths[3], 6.0, 15.0, 0), (paths[5], 1.0, 13.0, 0), (None, 2.0, 10.0, 902)]
+    y, truth = _mix(library, plan)
+    return add_noise(y, snr_db=25, seed=1), truth
+
+
+def test_long_clip_returns_each_recording_with_its_span(engine, mix):
+    y, truth = mix
+    res = engine.query_batch([(y, SR)], k=5)[0]
+    claimed = [m for m in res.matches if m.matched]
+    expected = [t for t in truth if t[0]]
+    assert res.matched is True
+    assert [m.path for m in claimed] == [p for p, *_ in expected]
+    for m, (_, start, end, offset) in zip(claimed, expected):
+        assert abs(m.query_start_s - start) <= 2.5 and abs(m.query_end_s - end) <= 2.5, (m, start, end)
+        assert abs(m.offset_s - offset) <= 1.5, (m, offset)
+    line = res.as_dict()
+    assert all({"query_start_s", "query_end_s", "offset_s", "matched"} <= set(r) for r in line["results"])
+
+
+def test_unknown_stretches_are_not_claimed(engine, mix):
+    y, truth = mix
+    res = engine.query_batch([(y, SR)], k=5)[0]
+    for _, start, end, _ in (t for t in truth if t[0] is None):
+        for m in res.matches:
+            if m.matched:  # a claimed span may reach into an unknown stretch by a crossfade, no further
+                assert min(m.query_end_s, end) - max(m.query_start_s, start) <= 2.5, (m, start, end)
+
+
+def test_long_clip_of_nothing_indexed_claims_nothing(engine):
+    y = np.concatenate([tune(911, 20.0), tune(912, 20.0)])
+    res = engine.query_batch([(y, SR)], k=3)[0]
+    assert res.matched is False
+    assert not any(m.matched for m in res.matches)
+
+
+def test_short_clips_have_no_spans(engine, library):
+    path, y = sorted(library.items())[1]
+    res = engine.query_batch([(y[2 * SR : 12 * SR], SR)], k=3)[0]
+    assert res.matches[0].path == path and res.matches[0].query_start_s is None
+    assert all("query_start_s" not in r for r in res.as_dict()["results"])
