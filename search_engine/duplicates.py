@@ -14,9 +14,10 @@ The steps, all on arrays (nothing is decoded):
 2. :func:`best_diagonal`: per pair of recordings with enough hits, the line ``j = slope * i +
    intercept`` most hits agree with (a Hough vote over slopes and intercepts, then a least squares
    fit to the hits near it).
-3. :func:`verify_run`: the exact distance of every segment of A on that line to B's segment(s)
-   there; the longest stretch where they are mostly near is the shared span, kept when it lasts
-   ``min_overlap_s`` or more.
+3. :func:`line_hits`, :func:`verify_run`: every segment of A against every segment of B: a
+   segment of A *hits* when B's segment on the line is among its few nearest in B (or very near);
+   the stretch where hits outnumber misses most is the shared span, kept when it lasts
+   ``min_overlap_s`` or more with ``min_coverage`` of hits.
 4. :func:`group_pairs`: recordings joined by shared spans, grouped (union-find).
 """
 
@@ -30,8 +31,21 @@ import numpy as np
 MAX_RATE_CHANGE = 0.08
 #: segment vectors nearer than this (Euclidean, embedding units) count as the same audio
 MAX_DISTANCE = 0.75
-#: share of the segments of a shared span that must lie near their counterpart
-MIN_COVERAGE = 0.6
+#: ... and so does a segment of B among the ``RANK`` nearest to a segment of A (see :func:`line_hits`)
+RANK = 3
+#: a miss costs this many hits in a shared span (:func:`verify_run`): a span holds at least
+#: ``MISS_WEIGHT / (1 + MISS_WEIGHT)`` of hits (a copy half a segment hop off the original's grid
+#: meets it on about half of its segments)
+MISS_WEIGHT = 0.5
+#: neighbours of a segment that nominate pairs are kept up to this distance
+HIT_DISTANCE = 1.2
+#: share of the segments of a shared span that must meet their counterpart (:func:`line_hits`)
+MIN_COVERAGE = 0.45
+#: median distance (embedding units) of a shared span's segments to their counterparts, at most:
+#: copies on the original's segment grid measure 0.1-0.4, copies half a segment hop off it
+#: 0.8-1.1; the best line of two different pieces 1.16 and more (benchmark's dev split); two
+#: unrelated segments about 1.4
+MAX_MEDIAN_DISTANCE = 1.12
 #: least length of a shared span (seconds)
 MIN_OVERLAP_S = 10.0
 
@@ -47,9 +61,10 @@ class Run:
     i1: int
     slope: float
     intercept: float
-    #: share of segments ``i0..i1`` whose counterpart in ``b`` is within ``max_distance``
+    #: share of segments ``i0..i1`` that meet their counterpart in ``b`` (:func:`line_hits`)
     coverage: float
-    #: median distance of those segments to their counterparts (embedding units)
+    #: median distance of those segments to their counterparts (the nearer of B's two segments
+    #: around the line; embedding units)
     distance: float
 
     @property
@@ -129,15 +144,20 @@ def best_diagonal(i: np.ndarray, j: np.ndarray, *, max_rate_change: float = MAX_
     n = int(np.clip(np.ceil(2 * max_rate_change * span), 1, 160))
     slopes = np.linspace(1 - max_rate_change, 1 + max_rate_change, 2 * (n // 2) + 1)
     inter = np.round(j[None, :] - slopes[:, None] * i[None, :]).astype(np.int64)  # [S, m]
-    s_idx = np.broadcast_to(np.arange(len(slopes))[:, None], inter.shape)
-    # one vote per (slope, intercept, segment i): many neighbours of one segment are one hit
-    keys = np.unique(np.stack([s_idx.ravel(), inter.ravel(), np.broadcast_to(i.astype(np.int64), inter.shape).ravel()], axis=1), axis=0)
-    cells, votes = np.unique(keys[:, :2], axis=0, return_counts=True)
-    # pool neighbouring intercepts (a copy whose segments fall between the original's)
-    adjacent = (cells[1:, 0] == cells[:-1, 0]) & (cells[1:, 1] == cells[:-1, 1] + 1)
+    # one vote per (slope, intercept, segment i): many neighbours of one segment are one hit;
+    # (slope, intercept, i) packed into one int64 key (np.unique on rows is slow)
+    ii = i.astype(np.int64)
+    lo, width = int(inter.min()), int(inter.max() - inter.min()) + 2
+    n_i = int(ii.max()) + 1
+    keys = np.unique(((np.arange(len(slopes))[:, None] * width + (inter - lo)) * n_i + ii[None, :]).ravel())
+    cells, votes = np.unique(keys // n_i, return_counts=True)  # cell = slope * width + intercept - lo
+    # pool neighbouring intercepts (a copy whose segments fall between the original's); a cell's
+    # neighbour of the next slope is never adjacent, as each slope's band has a spare intercept
+    adjacent = cells[1:] == cells[:-1] + 1
     pooled = votes.copy()
     pooled[1:] += np.where(adjacent, votes[:-1], 0)
     pooled[:-1] += np.where(adjacent, votes[1:], 0)
+    cells = np.stack([cells // width, cells % width + lo], axis=1)
     # prefer slope 1 among ties (most copies are not faster)
     best = int(np.lexsort((np.abs(slopes[cells[:, 0]] - 1.0), -pooled))[0])
     slope, intercept = float(slopes[cells[best, 0]]), float(cells[best, 1])
@@ -153,51 +173,75 @@ def best_diagonal(i: np.ndarray, j: np.ndarray, *, max_rate_change: float = MAX_
     return slope, intercept, int(len(np.unique(i[on])))
 
 
-def line_distances(va: np.ndarray, vb: np.ndarray, slope: float, intercept: float) -> np.ndarray:
-    """Distance of each segment of A to the audio of B on the line ``j = slope * i + intercept``:
-    the nearer of B's two segments around ``j`` (``inf`` where ``j`` is outside B).
+def pair_distances(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
+    """Euclidean distances between every segment of A and every segment of B.
 
-    ``va [n_a, dim]``, ``vb [n_b, dim]`` -> ``[n_a]`` (embedding units).
+    ``va [n_a, dim]``, ``vb [n_b, dim]`` -> ``[n_a, n_b]`` float32 (embedding units).
     """
-    i = np.arange(len(va))
-    pos = slope * i + intercept
-    out = np.full(len(va), np.inf)
-    for j in (np.floor(pos), np.ceil(pos)):
-        j = j.astype(np.int64)
-        ok = (j >= 0) & (j < len(vb))
-        if ok.any():
-            d = np.linalg.norm(va[i[ok]] - vb[j[ok]], axis=1)
-            out[ok] = np.minimum(out[ok], d)
-    return out
+    va, vb = np.asarray(va, dtype=np.float32), np.asarray(vb, dtype=np.float32)
+    sq = (va**2).sum(1)[:, None] + (vb**2).sum(1)[None, :] - 2 * va @ vb.T
+    return np.sqrt(np.maximum(sq, 0.0))
 
 
-def verify_run(d: np.ndarray, *, max_distance: float = MAX_DISTANCE) -> tuple[int, int, float] | None:
-    """The longest stretch of segments that are mostly near their counterpart.
+def line_hits(dist: np.ndarray, slope: float, intercept: float, *, rank: int = RANK, max_distance: float = MAX_DISTANCE) -> np.ndarray:
+    """Which segments of A meet their counterpart in B on the line ``j = slope * i + intercept``.
+
+    A segment ``i`` meets it when one of B's two segments around ``j`` is among the ``rank``
+    segments of B nearest to it, or nearer than ``max_distance``: the stored segments of a copy
+    that starts between two of the original's (up to half a segment hop off) are farther from
+    them than a copy's on the same grid, yet still nearer than the rest of B. Outside B: no.
 
     Parameters
     ----------
-    d : np.ndarray [shape=(n,), float]
-        :func:`line_distances` of one recording against another.
-    max_distance : float
-        A segment nearer than this is a hit.
+    dist : np.ndarray [shape=(n_a, n_b)]
+        :func:`pair_distances`.
 
     Returns
     -------
-    ``(i0, i1, coverage)``: the segments ``i0..i1`` (inclusive) where hits outnumber misses most
-    (a maximum-sum stretch of +1 per hit, -1 per miss), and the share of hits in it; None with no hit.
+    np.ndarray [shape=(n_a,), bool]
     """
-    hit = np.isfinite(d) & (d <= max_distance)
+    n_a, n_b = dist.shape
+    if n_a == 0 or n_b == 0:
+        return np.zeros(n_a, dtype=bool)
+    kth = np.partition(dist, min(rank, n_b) - 1, axis=1)[:, min(rank, n_b) - 1]
+    i = np.arange(n_a)
+    pos = slope * i + intercept
+    out = np.zeros(n_a, dtype=bool)
+    for j in (np.floor(pos), np.ceil(pos)):
+        j = j.astype(np.int64)
+        ok = (j >= 0) & (j < n_b)
+        d = dist[i[ok], j[ok]]
+        out[ok] |= (d <= kth[ok]) | (d <= max_distance)
+    return out
+
+
+def max_sum_stretch(score: np.ndarray) -> tuple[int, int]:
+    """``(lo, hi)``, inclusive: the stretch of ``score`` with the largest sum (the first such)."""
+    c = np.concatenate([[0.0], np.cumsum(score)])
+    low = np.minimum.accumulate(c[:-1])  # least prefix sum before each end
+    gain = c[1:] - low
+    hi = int(np.argmax(gain))
+    lo = int(np.flatnonzero(c[: hi + 1] == low[hi])[0])
+    return lo, hi
+
+
+def verify_run(hit: np.ndarray, *, miss: float = MISS_WEIGHT) -> tuple[int, int, float] | None:
+    """The stretch of segments where hits outnumber misses most.
+
+    Parameters
+    ----------
+    hit : np.ndarray [shape=(n,), bool]
+        :func:`line_hits` of one recording against another.
+
+    Returns
+    -------
+    ``(i0, i1, coverage)``: the segments ``i0..i1`` (inclusive) of the maximum-sum stretch of +1
+    per hit, ``-miss`` per miss, and the share of hits in it; None with no hit.
+    """
+    hit = np.asarray(hit, dtype=bool)
     if not hit.any():
         return None
-    score = np.where(hit, 1.0, -1.0)
-    best, best_lo, best_hi, run, lo = -np.inf, 0, 0, 0.0, 0
-    for k, s in enumerate(score):  # Kadane
-        if run <= 0:
-            run, lo = s, k
-        else:
-            run += s
-        if run > best:
-            best, best_lo, best_hi = run, lo, k
+    best_lo, best_hi = max_sum_stretch(np.where(hit, 1.0, -miss))
     return best_lo, best_hi, float(hit[best_lo : best_hi + 1].mean())
 
 
@@ -209,6 +253,8 @@ def find_runs(
     max_distance: float = MAX_DISTANCE,
     min_coverage: float = MIN_COVERAGE,
     max_rate_change: float = MAX_RATE_CHANGE,
+    rank: int = RANK,
+    max_median_distance: float = MAX_MEDIAN_DISTANCE,
 ) -> list[Run]:
     """The shared span of each pair of recordings that has one.
 
@@ -220,13 +266,17 @@ def find_runs(
         A recording's segment vectors.
     min_windows : int
         Least length of a shared span, in segments.
-    max_distance, min_coverage, max_rate_change
-        See :data:`MAX_DISTANCE`, :data:`MIN_COVERAGE`, :data:`MAX_RATE_CHANGE`.
+    max_distance, min_coverage, max_rate_change, rank, max_median_distance
+        See :data:`MAX_DISTANCE`, :data:`MIN_COVERAGE`, :data:`MAX_RATE_CHANGE`, :data:`RANK`,
+        :data:`MAX_MEDIAN_DISTANCE`.
 
     Returns
     -------
     One :class:`Run` per pair whose best line holds a span of ``min_windows`` segments or more with
-    at least ``min_coverage`` of them near.
+    at least ``min_coverage`` of them hits (:func:`line_hits`), whose segments lie at a median
+    distance of at most ``max_median_distance`` from their counterparts. A pair is looked at closely
+    (all its segments against each other) when the index's nearest neighbours already put
+    ``min_windows / 2`` segments on one line.
     """
     if len(hits) == 0:
         return []
@@ -234,7 +284,7 @@ def find_runs(
     hits = hits[order]
     pairs, start, counts = np.unique(hits[:, [0, 2]], axis=0, return_index=True, return_counts=True)
     runs = []
-    need = max(3, int(np.ceil(min_windows * min_coverage / 2)))  # the k-NN finds at least half of a copy's hits
+    need = max(4, int(np.ceil(min_windows / 2)))
     for (a, b), s, c in zip(pairs.tolist(), start.tolist(), counts.tolist()):
         if c < need:
             continue
@@ -242,15 +292,28 @@ def find_runs(
         slope, intercept, on = best_diagonal(i, j, max_rate_change=max_rate_change)
         if on < need:
             continue
-        d = line_distances(vectors(a), vectors(b), slope, intercept)
-        found = verify_run(d, max_distance=max_distance)
-        if found is None:
+        dist = pair_distances(vectors(a), vectors(b))
+        # the line again from each segment's nearest few in B alone (the index's neighbours of a
+        # half-hop-shifted copy are often other recordings' segments)
+        near = np.argpartition(dist, min(rank, dist.shape[1]) - 1, axis=1)[:, :rank]
+        li = np.repeat(np.arange(dist.shape[0]), near.shape[1])
+        lines = {(slope, intercept), best_diagonal(li, near.ravel(), max_rate_change=max_rate_change)[:2]}
+        best = None
+        for sl, ic in lines:
+            found = verify_run(line_hits(dist, sl, ic, rank=rank, max_distance=max_distance), miss=MISS_WEIGHT)
+            if found is not None and (best is None or found[1] - found[0] > best[2][1] - best[2][0]):
+                best = (sl, ic, found)
+        if best is None:
             continue
-        i0, i1, coverage = found
+        sl, ic, (i0, i1, coverage) = best
         if i1 - i0 + 1 < min_windows or coverage < min_coverage:
             continue
-        seg = d[i0 : i1 + 1]
-        runs.append(Run(a, b, i0, i1, slope, intercept, coverage, float(np.median(seg[np.isfinite(seg)]))))
+        k = np.arange(i0, i1 + 1)
+        pos = sl * k + ic
+        near_d = np.minimum(*(dist[k, np.clip(f(pos).astype(np.int64), 0, dist.shape[1] - 1)] for f in (np.floor, np.ceil)))
+        median = float(np.median(near_d))
+        if median <= max_median_distance:
+            runs.append(Run(a, b, i0, i1, sl, ic, coverage, median))
     return runs
 
 
@@ -344,7 +407,7 @@ def find_duplicates(
         q_rows, q_within = rows_all[lo : lo + chunk], within_all[lo : lo + chunk]
         q = np.concatenate([vectors(r)[q_within[q_rows == r]] for r in np.unique(q_rows)])
         rows, within, dist = search(q, neighbours + 1)
-        found.append(pair_hits(rows, within, dist, q_rows, q_within, max_distance=max_distance))
+        found.append(pair_hits(rows, within, dist, q_rows, q_within, max_distance=HIT_DISTANCE))
     hits = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 4), np.int64)
     cache: dict[int, np.ndarray] = {}
 

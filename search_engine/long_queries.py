@@ -143,16 +143,11 @@ def refine_span(windows: np.ndarray, distances: np.ndarray, lo: int, hi: int, *,
     w, d = windows[keep], distances[keep]
     if len(w) == 0:
         return None
+    from .duplicates import max_sum_stretch
+
     score = threshold - d
-    best, best_lo, best_hi, run, start = -np.inf, 0, 0, 0.0, 0
-    for k, s in enumerate(score):  # Kadane
-        if run <= 0:
-            run, start = s, k
-        else:
-            run += s
-        if run > best:
-            best, best_lo, best_hi = run, start, k
-    if best <= 0:
+    best_lo, best_hi = max_sum_stretch(score)
+    if score[best_lo : best_hi + 1].sum() <= 0:
         return None
     step = int(np.median(np.diff(w))) if len(w) > 1 else 1
     return int(w[best_lo]), int(w[best_hi]) + step
