@@ -255,6 +255,32 @@ def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
         raise typer.Exit(EXIT_ERROR)
 
 
+@app.command()
+def duplicates(
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+    as_json: JsonOpt = False,
+    min_overlap: Annotated[Optional[float], typer.Option("--min-overlap", min=1.0, help="Least shared span, in seconds (default 10).", show_default=False)] = None,
+) -> None:
+    """Find indexed recordings that hold the same audio: transcodes, resamples, trims, one contained
+    in another, a copy with another intro, a copy a few percent faster. Works on the stored
+    vectors (nothing is decoded). Pieces that merely sound alike are not duplicates.
+
+    With --json, one line per group: {"files": [{"path": ..., "start_s": ..., "end_s": ...}, ...]},
+    each file with the span (seconds) it shares with the others, longest first.
+    """
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        groups = engine.duplicates(min_overlap_s=min_overlap)
+    for g in groups:
+        if as_json:
+            print(json.dumps(g.as_dict()), flush=True)
+        else:
+            print("\n".join(f"{_clock(f['start_s'])}-{_clock(f['end_s'])}  {f['path']}" for f in g.files) + "\n")
+    if not as_json:
+        _err(f"{len(groups)} groups of recordings holding the same audio")
+
+
 @contextmanager
 def _dask_client(scheduler: str | None, workers: int | None):
     """A Dask client for ``--scheduler`` (an address, or ``local`` for a LocalCluster), else None."""
