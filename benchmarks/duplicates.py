@@ -2,13 +2,13 @@
 hold the same audio, and only those?
 
 Library (``--split report``, the default; none of it used in training): originals are the
-SuperTuxKart pieces 1, 3, 5, ... (name order; recorded music) and the first held-out music21 works
+SuperTuxKart pieces 1, 3, 5, ... (name order; recorded music; those of 30 s or more) and the first held-out music21 works
 of ``heldout_music("library")`` (sf_GMbank, a soundfont training never used) of 40 s or more; each
 original gets one planted copy, every third one a second copy of another kind, the kinds in turn:
 
   transcode   MP3 64 kbps or Vorbis quality 0 (ffmpeg)
   resample    11.025 kHz or 8 kHz, 16-bit WAV (soxr)
-  trim        3-15 s cut off the start and 3-15 s off the end
+  trim        3-15 s cut off the start and 3-15 s off the end (at most a fifth of it each)
   contained   a 20-40 s excerpt from the middle
   intro       8-20 s of music from outside the library, crossfaded into the original from 2-10 s on
   faster      sox ``tempo`` ×1.04 / ×0.96 (pitch kept) or ``speed`` ×1.03 / ×1.05 (tape)
@@ -79,7 +79,7 @@ def plant(kind: str, src: Path, out: Path, n: int, intro_pool: list[Path], rng) 
         sf.write(str(dst), soxr.resample(y, sr, rate), rate, subtype="PCM_16")
         return dst, {"original": (0.0, dur), "copy": (0.0, dur)}
     if kind == "trim":
-        a, b = rng.uniform(3, 15), rng.uniform(3, 15)
+        a, b = rng.uniform(3, min(15, 0.2 * dur)), rng.uniform(3, min(15, 0.2 * dur))
         dst = out / f"{stem}.flac"
         sf.write(str(dst), y[int(a * sr) : int((dur - b) * sr)], sr)
         return dst, {"original": (a, dur - b), "copy": (0.0, dur - b - a)}
@@ -128,6 +128,7 @@ def build_library(split: str, seed: int) -> tuple[list[Path], list[list[Path]], 
     lookalikes = [w for w in works if w not in work_orig]
     shared = sharing_music(lookalikes, work_orig)
     lookalikes = [w for w in lookalikes if w not in shared]
+    stk_orig = [p for p in stk_orig if sf.info(str(p)).duration >= 30]  # not the short jingles
     originals = stk_orig + work_orig
     out = CACHE / f"duplicates_{split}_{seed}"
     if out.exists():

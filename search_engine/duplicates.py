@@ -46,6 +46,9 @@ MIN_COVERAGE = 0.45
 #: 0.8-1.1; the best line of two different pieces 1.16 and more (benchmark's dev split); two
 #: unrelated segments about 1.4
 MAX_MEDIAN_DISTANCE = 1.12
+#: a segment this near to its own segments 1 s before or after is a sound that stands still
+#: (:func:`self_distances`); in music they measure about 1.1-1.3
+STILL_DISTANCE = 0.9
 #: least length of a shared span (seconds)
 MIN_OVERLAP_S = 10.0
 
@@ -183,18 +186,39 @@ def pair_distances(va: np.ndarray, vb: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
-def line_hits(dist: np.ndarray, slope: float, intercept: float, *, rank: int = RANK, max_distance: float = MAX_DISTANCE) -> np.ndarray:
+def self_distances(va: np.ndarray, *, apart: int = 2) -> np.ndarray:
+    """How far each segment of a recording is from its own segments ``apart`` hops before and
+    after (the nearer of the two; ``inf`` with neither): small where the sound stands still (a
+    held chord, silence), where a segment tells nothing of where in the recording it is.
+    ``[n, dim] -> [n]`` (embedding units)."""
+    va = np.asarray(va, dtype=np.float32)
+    out = np.full(len(va), np.inf)
+    if len(va) > apart:
+        d = np.linalg.norm(va[apart:] - va[:-apart], axis=1)
+        out[apart:] = d
+        out[:-apart] = np.minimum(out[:-apart], d)
+    return out
+
+
+def line_hits(
+    dist: np.ndarray, slope: float, intercept: float, *, rank: int = RANK, max_distance: float = MAX_DISTANCE, still: np.ndarray | None = None
+) -> np.ndarray:
     """Which segments of A meet their counterpart in B on the line ``j = slope * i + intercept``.
 
     A segment ``i`` meets it when one of B's two segments around ``j`` is among the ``rank``
     segments of B nearest to it, or nearer than ``max_distance``: the stored segments of a copy
     that starts between two of the original's (up to half a segment hop off) are farther from
     them than a copy's on the same grid, yet still nearer than the rest of B. Outside B: no.
+    With ``still`` (:func:`self_distances`), a segment where the sound stands still (``still[i]``
+    below :data:`STILL_DISTANCE`: a held chord, silence) meets it only when nearer than half
+    ``still[i]``: such a segment is near to any other held chord, anywhere, and proves nothing.
 
     Parameters
     ----------
     dist : np.ndarray [shape=(n_a, n_b)]
         :func:`pair_distances`.
+    still : np.ndarray [shape=(n_a,)], optional
+        :func:`self_distances` of A.
 
     Returns
     -------
@@ -211,7 +235,10 @@ def line_hits(dist: np.ndarray, slope: float, intercept: float, *, rank: int = R
         j = j.astype(np.int64)
         ok = (j >= 0) & (j < n_b)
         d = dist[i[ok], j[ok]]
-        out[ok] |= (d <= kth[ok]) | (d <= max_distance)
+        hit = (d <= kth[ok]) | (d <= max_distance)
+        if still is not None:  # where the sound stands still, only a near copy counts
+            hit &= (still[i[ok]] >= STILL_DISTANCE) | (d < 0.5 * still[i[ok]])
+        out[ok] |= hit
     return out
 
 
@@ -292,7 +319,9 @@ def find_runs(
         slope, intercept, on = best_diagonal(i, j, max_rate_change=max_rate_change)
         if on < need:
             continue
-        dist = pair_distances(vectors(a), vectors(b))
+        va = vectors(a)
+        dist = pair_distances(va, vectors(b))
+        still = self_distances(va)
         # the line again from each segment's nearest few in B alone (the index's neighbours of a
         # half-hop-shifted copy are often other recordings' segments)
         near = np.argpartition(dist, min(rank, dist.shape[1]) - 1, axis=1)[:, :rank]
@@ -300,7 +329,7 @@ def find_runs(
         lines = {(slope, intercept), best_diagonal(li, near.ravel(), max_rate_change=max_rate_change)[:2]}
         best = None
         for sl, ic in lines:
-            found = verify_run(line_hits(dist, sl, ic, rank=rank, max_distance=max_distance), miss=MISS_WEIGHT)
+            found = verify_run(line_hits(dist, sl, ic, rank=rank, max_distance=max_distance, still=still), miss=MISS_WEIGHT)
             if found is not None and (best is None or found[1] - found[0] > best[2][1] - best[2][0]):
                 best = (sl, ic, found)
         if best is None:
