@@ -169,20 +169,23 @@ def score(found: list, true_groups: list[list[Path]], kinds: dict, truth: dict) 
         per_kind.setdefault(kind, []).append(hit)
     exact = sum(1 for g in true_groups if sorted(str(Path(p).resolve()) for p in g) in [sorted(p) for p in pred])
     # spans: groups of two only (a three-file group's spans are unions)
-    errors = []
+    errors, by_kind = [], {}
     spans = {f["path"]: (f["start_s"], f["end_s"]) for g in found if len(g.files) == 2 for f in g.files}
     for copy, (orig, t) in truth.items():
         c, o = str(Path(copy).resolve()), str(Path(orig).resolve())
         if c in spans and o in spans and sum(1 for g in true_groups if Path(orig) == g[0] and len(g) == 2):
             for key, path in (("copy", c), ("original", o)):
-                errors += [abs(spans[path][0] - t[key][0]), abs(spans[path][1] - t[key][1])]
+                e = [abs(spans[path][0] - t[key][0]), abs(spans[path][1] - t[key][1])]
+                errors += e
+                by_kind.setdefault(kinds[copy], []).extend(e)
     return {
         "true_pairs": len(true_pairs), "found_pairs": len(pred_pairs), "right_pairs": tp,
         "precision": round(tp / max(1, len(pred_pairs)), 4), "recall": round(tp / max(1, len(true_pairs)), 4),
         "groups": len(true_groups), "groups_found_exactly": exact, "groups_predicted": len(pred),
         "recall_per_kind": {k: {"copies": len(v), "found": int(sum(v))} for k, v in sorted(per_kind.items())},
         "span_error_s": {"median": round(float(np.median(errors)), 2) if errors else None,
-                         "p90": round(float(np.percentile(errors, 90)), 2) if errors else None, "n": len(errors)},
+                         "p90": round(float(np.percentile(errors, 90)), 2) if errors else None, "n": len(errors),
+                         "max_per_kind": {k: round(float(max(v)), 2) for k, v in sorted(by_kind.items())}},
         "false_pairs": sorted(sorted(Path(x).name for x in p) for p in pred_pairs - true_pairs),
         "missed_pairs": sorted(sorted(Path(x).name for x in p) for p in true_pairs - pred_pairs),
     }

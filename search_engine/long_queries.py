@@ -12,7 +12,8 @@ whole clip already has (nothing is embedded or searched twice):
    of no indexed recording is claimed rarely, two chunks in a row at one alignment hardly ever).
 3. :func:`refine_span`: the span's ends are moved to where the clip stops lining up with the
    recording: the window distances under the span's alignment (one per segment hop), the
-   stretch around the chunks where ``threshold - distance`` sums highest.
+   stretch where ``threshold - distance`` sums highest. Spans of one recording that overlap
+   (music that repeats: chunks named the other repeat) keep the longest.
 4. The refined span is answered once more as a short clip; it is claimed when that answer's
    first recording is the span's and the decision claims it.
 
@@ -203,7 +204,9 @@ def match_long(
     found = []
     for span in spans:
         w, d = line_up_distances(q, segments(span.row), span.origin_hops, phases=phases)
-        ends = refine_span(w, d, span.lo, span.hi, reach=chunk)
+        # the whole clip is in reach: chunks may have named a repeat of the same music (a tune
+        # played twice in the recording) for part of the span; its own alignment lines up all of it
+        ends = refine_span(w, d, span.lo, span.hi, reach=n_windows)
         if ends is None:
             continue
         lo, hi = ends
@@ -213,10 +216,11 @@ def match_long(
         matches, features = answer(lo, hi)
         if not matches or row_of(matches[0].file_id) != span.row or not matches[0].matched:
             continue
-        found.append((lo, hi, matches[0], features[0]))
+        m = dataclasses.replace(matches[0], offset_s=round((span.origin_hops + lo) * hop_s, 3))
+        found.append((lo, hi, m, features[0]))
     # spans of different recordings may overlap in a crossfade; one recording at two alignments
-    # overlapping is one span found twice: keep the one claimed with more confidence
-    found.sort(key=lambda x: -(x[2].confidence if x[2].confidence is not None else -x[2].distance))
+    # overlapping is one span found twice (a repeat of the same music): keep the longer
+    found.sort(key=lambda x: (-(x[1] - x[0]), -(x[2].confidence or 0.0)))
     kept: list = []
     for lo, hi, m, f in found:
         if any(m.file_id == k[2].file_id and min(hi, k[1]) - max(lo, k[0]) > 0 for k in kept):

@@ -74,3 +74,25 @@ def test_short_clips_have_no_spans(engine, library):
     res = engine.query_batch([(y[2 * SR : 12 * SR], SR)], k=3)[0]
     assert res.matches[0].path == path and res.matches[0].query_start_s is None
     assert all("query_start_s" not in r for r in res.as_dict()["results"])
+
+
+def test_chain_chunks_needs_two_chunks_at_one_alignment():
+    from search_engine.long_queries import ChunkAnswer, chain_chunks
+
+    chunks = [
+        ChunkAnswer(0, 250, 3, 100, True), ChunkAnswer(60, 310, 3, 101, True), ChunkAnswer(120, 370, 3, 99, True),
+        ChunkAnswer(180, 430, 3, 700, True),  # another alignment, alone
+        ChunkAnswer(240, 490, 5, 40, False), ChunkAnswer(300, 550, 7, 10, True),  # unclaimed; alone
+    ]
+    spans = chain_chunks(chunks, tolerance_hops=31)
+    assert [(s.lo, s.hi, s.row, s.origin_hops) for s in spans] == [(0, 370, 3, 100)]
+
+
+def test_refine_span_stops_where_the_clip_stops_lining_up():
+    from search_engine.long_queries import refine_span
+
+    w = np.arange(0, 1600, 16)  # one aligned window per segment hop
+    d = np.where((w >= 320) & (w < 960), 0.4, 1.35)
+    d[(w > 500) & (w < 560)] = 1.2  # a short noisy stretch inside does not split it
+    assert refine_span(w, d, 400, 800, reach=1600) == (320, 960)
+    assert refine_span(w, np.full(len(w), 1.4), 400, 800, reach=1600) is None
