@@ -830,8 +830,7 @@ class SearchEngine:
         def segments(row: int) -> np.ndarray:
             return self.segment_vectors(int(self.blocks.first_ids[row]) + np.arange(int(self.blocks.counts[row])))
 
-        return match_long(len(q), answer, segments, rows.__getitem__, q=q, phases=phases, hop_s=hop_s, window_s=window_s,
-                          neighbours=self.blocks.locate(ids))
+        return match_long(len(q), answer, segments, rows.__getitem__, q=q, phases=phases, hop_s=hop_s, window_s=window_s)
 
     def similar_to(self, path: str | os.PathLike, *, k: int | None = None) -> QueryResult:
         """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .query import vote_alignments
-
 #: clips longer than this (seconds) are answered span by span; shorter ones as one clip
 LONG_QUERY_S = 30.0
 #: length of the chunks a long clip is first answered in (seconds)
@@ -38,8 +36,6 @@ STEP_S = 2.0
 ALIGN_TOLERANCE_S = 1.0
 #: claimed chunks in a row that make a candidate span
 MIN_CHUNKS = 2
-#: alignments voted for around a span that are tried besides the chunks' own
-ORIGINS = 4
 #: window distance (embedding units) below which the clip lines up with the recording
 LINE_UP_DISTANCE = 1.0
 
@@ -168,7 +164,6 @@ def match_long(
     phases: int,
     hop_s: float,
     window_s: float,
-    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list, list[dict]]:
     """The recordings a long clip contains, one result per span, in the clip's order.
 
@@ -187,10 +182,6 @@ def match_long(
         The clip's window vectors.
     phases, hop_s, window_s
         Query windows per segment hop, seconds per query window hop, seconds per window.
-    neighbours : (rows, within), optional
-        Each window's nearest segments as recording row and segment index
-        (``[n_windows, k]``, :meth:`~search_engine.catalog.FileBlocks.locate`): the alignments
-        they vote for around a span are tried too (:data:`ORIGINS` of them).
 
     Returns
     -------
@@ -212,27 +203,13 @@ def match_long(
     spans = chain_chunks(answers, tolerance_hops=int(round(ALIGN_TOLERANCE_S / hop_s)))
     found = []
     for span in spans:
-        # music that repeats (a tune played twice in the recording) lines up at several
-        # alignments, and chunks may each have named another; the alignment most windows around
-        # the span vote for lines up all of it. Each is refined with the whole clip in reach,
-        # the longest stretch wins
-        origins = {span.origin_hops}
-        if neighbours is not None:
-            rows, within = neighbours
-            a, b = max(0, span.lo - chunk), min(n_windows, span.hi + chunk)
-            mine = np.where(rows[a:b] == span.row, rows[a:b], -1)
-            origins |= {off - a for _, off in vote_alignments(mine, within[a:b], phases=phases, candidates=ORIGINS)}
-        segs = segments(span.row)
-        best = None
-        for origin in sorted(origins):
-            w, d = line_up_distances(q, segs, origin, phases=phases)
-            ends = refine_span(w, d, span.lo, span.hi, reach=n_windows)
-            if ends is not None and (best is None or ends[1] - ends[0] > best[1][1] - best[1][0]):
-                best = (origin, ends)
-        if best is None:
+        w, d = line_up_distances(q, segments(span.row), span.origin_hops, phases=phases)
+        # the whole clip is in reach: chunks may have named a repeat of the same music (a tune
+        # played twice in the recording) for part of the span; its own alignment lines up all of it
+        ends = refine_span(w, d, span.lo, span.hi, reach=n_windows)
+        if ends is None:
             continue
-        origin, (lo, hi) = best
-        span = Span(span.lo, span.hi, span.row, origin)
+        lo, hi = ends
         hi = min(n_windows, hi)
         if hi - lo < phases:
             continue
