@@ -218,12 +218,13 @@ def match_long(
             continue
         m = dataclasses.replace(matches[0], offset_s=round((span.origin_hops + lo) * hop_s, 3))
         found.append((lo, hi, m, features[0]))
-    # spans of different recordings may overlap in a crossfade; one recording at two alignments
-    # overlapping is one span found twice (a repeat of the same music): keep the longer
+    # spans may overlap in a crossfade (two excerpts of one recording back to back, too); one
+    # recording at two alignments over the same stretch is one span found twice (a repeat of the
+    # same music): keep the longer
     found.sort(key=lambda x: (-(x[1] - x[0]), -(x[2].confidence or 0.0)))
     kept: list = []
     for lo, hi, m, f in found:
-        if any(m.file_id == k[2].file_id and min(hi, k[1]) - max(lo, k[0]) > 0 for k in kept):
+        if any(m.file_id == k[2].file_id and min(hi, k[1]) - max(lo, k[0]) > 0.5 * (hi - lo) for k in kept):
             continue
         kept.append((lo, hi, m, f))
     kept.sort(key=lambda x: x[0])
