@@ -153,7 +153,10 @@ def query(
     With --json, stdout gets exactly one line per clip, in the order given:
     {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true, "confidence": 0.99}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
-    offset_s is where in the recording the clip starts (seconds). matched (match mode): the clip
+    offset_s is where in the recording the clip starts (seconds). A clip over 30 s that plays
+    several indexed recordings gets one result per recording, in the clip's order, each with
+    query_start_s and query_end_s (the span of the clip in it; offset_s is where that span
+    starts in the recording). matched (match mode): the clip
     is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
     recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
     without a fitted decision); "matched": false at the top means the clip is in no indexed
@@ -183,12 +186,15 @@ def _print_table(res) -> None:
     title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
     table = Table(title=title, title_justify="left")
     confident = any(m.confidence is not None for m in res.matches)
-    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
+    spans = any(m.query_start_s is not None for m in res.matches)  # a long clip: where in it
+    columns = ((("in clip", "right"),) if spans else ()) + (("rank", "right"), ("distance", "right")) \
+        + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify)
     for m in res.matches:
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
-        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), one_line(m.path))
+        span = (f"{_clock(m.query_start_s)}-{_clock(m.query_end_s)}",) if spans else ()
+        table.add_row(*span, str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), one_line(m.path))
     if not res.matches:
         table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)

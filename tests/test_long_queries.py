@@ -96,3 +96,23 @@ def test_refine_span_stops_where_the_clip_stops_lining_up():
     d[(w > 500) & (w < 560)] = 1.2  # a short noisy stretch inside does not split it
     assert refine_span(w, d, 400, 800, reach=1600) == (320, 960)
     assert refine_span(w, np.full(len(w), 1.4), 400, 800, reach=1600) is None
+
+
+def test_cli_prints_the_spans(built_index, mix, tmp_path):
+    import json
+
+    import soundfile as sf
+    from typer.testing import CliRunner
+
+    from search_engine.cli import app
+
+    y, truth = mix
+    path = tmp_path / "mix.wav"
+    sf.write(path, y, SR)
+    out = CliRunner().invoke(app, ["query", str(path), "--index", str(built_index), "--json"])
+    assert out.exit_code == 0, out.output
+    line = json.loads(out.stdout.strip())
+    claimed = [r for r in line["results"] if r["matched"]]
+    assert len(claimed) == 3 and all(r["query_end_s"] > r["query_start_s"] for r in claimed)
+    table = CliRunner().invoke(app, ["query", str(path), "--index", str(built_index)])
+    assert table.exit_code == 0 and "in clip" in table.stdout
