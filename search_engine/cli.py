@@ -184,7 +184,10 @@ def query(
     With --json, stdout gets exactly one line per clip, in the order given:
     {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true, "confidence": 0.99}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
-    offset_s is where in the recording the clip starts (seconds). matched (match mode): the clip
+    offset_s is where in the recording the clip starts (seconds). A clip over 30 s that plays
+    several indexed recordings gets one result per recording, in the clip's order, each with
+    query_start_s and query_end_s (the span of the clip in it; offset_s is where that span
+    starts in the recording). matched (match mode): the clip
     is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
     recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
     without a fitted decision); "matched": false at the top means the clip is in no indexed
@@ -216,7 +219,9 @@ def _print_table(res) -> None:
     title = one_line(res.query) + ("  (not found: in no indexed recording; nearest below)" if res.matched is False else "")
     table = Table(title=title, title_justify="left")
     confident = any(m.confidence is not None for m in res.matches)
-    columns = (("rank", "right"), ("distance", "right")) + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
+    spans = any(m.query_start_s is not None for m in res.matches)  # a long clip: where in it
+    columns = ((("in clip", "right"),) if spans else ()) + (("rank", "right"), ("distance", "right")) \
+        + ((("confidence", "right"),) if confident else ()) + (("offset", "right"), ("recording", "left"))
     room = max(24, console.width - 12 * len(columns) - 4)  # what the path column has left
     tags = [_tag_line(m.tags) for m in res.matches]
     tag_room = min(max(map(len, tags), default=0), room // 3) if room >= 60 else 0  # a narrow terminal: no tags column
@@ -228,7 +233,8 @@ def _print_table(res) -> None:
     for m, tag in zip(res.matches, tags):
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
         tag = (tag if len(tag) <= tag_room else tag[: tag_room - 1] + "…",) if tag_room else ()
-        table.add_row(str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), *tag)
+        span = (f"{_clock(m.query_start_s)}-{_clock(m.query_end_s)}",) if spans else ()
+        table.add_row(*span, str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), *tag)
     if not res.matches:
         table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)
@@ -338,6 +344,32 @@ def check(index: IndexOpt = None, config: ConfigOpt = None, catalog_url: Catalog
     )
     if not report["ok"]:
         raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def duplicates(
+    index: IndexOpt = None,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+    as_json: JsonOpt = False,
+    min_overlap: Annotated[Optional[float], typer.Option("--min-overlap", min=1.0, help="Least shared span, in seconds (default 10).", show_default=False)] = None,
+) -> None:
+    """Find indexed recordings that hold the same audio: transcodes, resamples, trims, one contained
+    in another, a copy with another intro, a copy a few percent faster. Works on the stored
+    vectors (nothing is decoded). Pieces that merely sound alike are not duplicates.
+
+    With --json, one line per group: {"files": [{"path": ..., "start_s": ..., "end_s": ...}, ...]},
+    each file with the span (seconds) it shares with the others, longest first.
+    """
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        groups = engine.duplicates(min_overlap_s=min_overlap)
+    for g in groups:
+        if as_json:
+            print(json.dumps(g.as_dict()), flush=True)
+        else:
+            print("\n".join(f"{_clock(f['start_s'])}-{_clock(f['end_s'])}  {f['path']}" for f in g.files) + "\n")
+    if not as_json:
+        _err(f"{len(groups)} groups of recordings holding the same audio")
 
 
 @contextmanager

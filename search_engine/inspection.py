@@ -1,4 +1,4 @@
-"""Looking at an index without changing it: a consistency check and counts."""
+"""Looking at an index without changing it: a consistency check, counts, duplicate recordings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from .generations import active_factory
 
 
 class Inspection:
-    """Part of :class:`~search_engine.engine.SearchEngine`: :meth:`check` and :meth:`stats`."""
+    """Part of :class:`~search_engine.engine.SearchEngine`: :meth:`check`, :meth:`stats` and
+    :meth:`duplicates`."""
 
     def check(self) -> dict:
         """Verify that the vectors and the rows of the last committed state agree.
@@ -92,3 +93,32 @@ class Inspection:
             "exact_store_bytes": self.store.path.stat().st_size if self.store.path.exists() else 0,
             "generation": self.generation,
         }
+
+    def duplicates(self, *, min_overlap_s: float | None = None, neighbours: int = 20) -> list:
+        """Groups of indexed recordings that hold the same audio (transcodes, resamples, trims, one
+        contained in another, another intro, a few percent faster), from the stored segment vectors
+        (nothing is decoded): :func:`search_engine.duplicates.find_duplicates`. Each
+        :class:`~search_engine.duplicates.DuplicateGroup` names every file with the span it shares
+        with the others (seconds); ``min_overlap_s`` (default 10) is the least shared span."""
+        from .duplicates import MIN_OVERLAP_S, DuplicateGroup, find_duplicates
+
+        self.refresh()
+        b = self.blocks
+        files = self.catalog.files_by_id(b.file_ids.tolist())
+        durations = np.array([files[int(f)].duration_s for f in b.file_ids], dtype=np.float64)
+
+        def search(q, k):
+            dist, ids = self.segments.search(np.ascontiguousarray(q, dtype=np.float32), k)
+            rows, within = b.locate(ids)
+            return rows, within, np.where(ids >= 0, dist, np.inf)
+
+        groups = find_duplicates(
+            search, lambda row: self.segment_vectors(int(b.first_ids[row]) + np.arange(int(b.counts[row]))), b.counts, durations,
+            hop_s=self.segment_hop_s, window_s=self.encoder.features.window_s,
+            min_overlap_s=MIN_OVERLAP_S if min_overlap_s is None else min_overlap_s, neighbours=neighbours,
+        )
+        out = []
+        for rows, spans in groups:
+            members = [{"path": files[int(b.file_ids[r])].path, "start_s": spans[r][0], "end_s": spans[r][1]} for r in rows]
+            out.append(DuplicateGroup(sorted(members, key=lambda m: (-(m["end_s"] - m["start_s"]), m["path"]))))
+        return sorted(out, key=lambda g: g.files[0]["path"])

@@ -40,6 +40,11 @@ class Match:
     #: ``match`` mode: calibrated probability that the clip is in this recording (0..1); None in
     #: ``similar`` mode or with a model that has no fitted decision
     confidence: float | None = None
+    #: a long clip (:mod:`~search_engine.long_queries`): the span of the clip that lies in this
+    #: recording (seconds from the clip's start; ``offset_s`` is where that span starts in the
+    #: recording); None for a clip answered whole
+    query_start_s: float | None = None
+    query_end_s: float | None = None
     #: the recording's tags, duration_s, sample_rate_hz and channels (:func:`~search_engine.filters.file_tags`)
     tags: dict | None = field(default=None, hash=False)
 
@@ -71,7 +76,8 @@ class QueryResult:
         ``confidence`` (null for a model without a fitted decision) only in ``match`` mode,
         ``error`` only for a clip that could not be read; ``tags`` of each result: the recording's
         tags (title, artist, album, genre, track, ...), ``duration_s``, ``sample_rate_hz`` and
-        ``channels``."""
+        ``channels``. A long clip's results (one per span of it found in a recording,
+        :mod:`~search_engine.long_queries`) also carry ``"query_start_s"`` and ``"query_end_s"``."""
         line: dict = {"query": self.query}
         if self.matched is not None:
             line["matched"] = self.matched
@@ -79,6 +85,7 @@ class QueryResult:
         line["results"] = [
             {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
             | ({"matched": m.matched, "confidence": m.confidence} if m.matched is not None else {})
+            | ({"query_start_s": m.query_start_s, "query_end_s": m.query_end_s} if m.query_start_s is not None else {})
             | ({"tags": m.tags} if m.tags is not None else {})
             for m in self.matches
         ]

@@ -13,6 +13,7 @@ import numpy as np
 from .catalog import path_key
 from .errors import Audio2VecError, ParameterError
 from .filters import Filter, Selection, as_filter, file_tags, restrict, select
+from .long_queries import LONG_QUERY_S
 from .query import (
     Alignment,
     Classification,
@@ -218,6 +219,9 @@ class Searching:
                     found = self._neighbours([vecs], only, wide)[0]
                     res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
                 res.matches = self._decide(res.matches, res.features, duration_s)
+                if duration_s > LONG_QUERY_S:  # a long clip: one result per recording it plays, if any
+                    spans = self._match_long(vecs, found, k, level_db=level_db)
+                    res.matches, res.features = spans if spans[0] else (res.matches, res.features)
                 res.matched = bool(res.matches) and res.matches[0].matched
                 res.confidence = res.matches[0].confidence if res.matches else None
             else:
@@ -326,6 +330,26 @@ class Searching:
                                   support=support, duration_s=duration_s, level_db=level_db)[: len(best)]
         timings["aggregate"] = time.perf_counter() - t1
         return out, features
+
+    def _match_long(self, q: np.ndarray, found: tuple[np.ndarray, np.ndarray], k: int, *, level_db: float) -> tuple[list[Match], list[dict]]:
+        """A long clip's spans that lie in indexed recordings, each answered as a short clip
+        (:func:`~search_engine.long_queries.match_long`)."""
+        from .long_queries import match_long
+
+        phases, window_s = self.settings.query_phases, self.encoder.features.window_s
+        hop_s = self.segment_hop_s / phases
+        dist, ids = found
+        rows = {int(f): r for r, f in enumerate(self.blocks.file_ids)}
+
+        def answer(lo: int, hi: int):
+            seconds = (hi - lo - 1) * hop_s + window_s
+            m, f = self._match(q[lo:hi], (dist[lo:hi], ids[lo:hi]), k, {}, duration_s=seconds, level_db=level_db)
+            return self._decide(m, f, seconds), f
+
+        def segments(row: int) -> np.ndarray:
+            return self.segment_vectors(int(self.blocks.first_ids[row]) + np.arange(int(self.blocks.counts[row])))
+
+        return match_long(len(q), answer, segments, rows.__getitem__, q=q, phases=phases, hop_s=hop_s, window_s=window_s)
 
     def similar_to(self, path: str | os.PathLike, *, k: int | None = None, where=None, under=None, filter: Filter | None = None) -> QueryResult:
         """``similar`` answer for an indexed file, from its stored vectors (nothing is decoded): the
