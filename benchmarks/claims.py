@@ -112,6 +112,36 @@ def split_data(split: str) -> dict:
             "noise": sfx_files(3), "fast": fast}
 
 
+def distractor_library(split_library: list[Path], hours: float = 10.0) -> list[Path]:
+    """Files that grow the report split's library to about ``hours`` of realistic audio, none of it
+    a report outsider: the fit split's held-out music21 works (``calibration_library`` and
+    ``calibration_outsiders``, same SoundFont as the library: 3 h), those works and the report
+    library played backwards (written once under ``benchmarks/.cache/claims_backwards``: the same
+    instruments and keys, no shared passage), and one-shot samples (:func:`common.oneshot_library`,
+    LMMS and freedesktop sounds) until ``hours`` is reached."""
+    from common import oneshot_library
+
+    works = heldout_music("calibration_library") + heldout_music("calibration_outsiders")
+    out_dir = CACHE / "claims_backwards"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files, total = list(works), 0.0
+    for p in works + list(split_library):
+        total += sf.info(str(p)).duration
+    for p in works + list(split_library):
+        dst = out_dir / f"{Path(p).stem}_backwards.wav"
+        if not dst.exists():
+            sf.write(str(dst), load16(p)[::-1], SR, subtype="PCM_16")
+        files.append(dst)
+        total += sf.info(str(dst)).duration
+    for p in oneshot_library(10_000):
+        if total >= hours * 3600:
+            break
+        files.append(p)
+        total += sf.info(str(p)).duration
+    print(f"distractors: {len(files)} files; library + distractors {total / 3600:.2f} h", file=sys.stderr, flush=True)
+    return files
+
+
 def load16(path) -> np.ndarray:
     from search_engine.audio import load
 
@@ -237,33 +267,41 @@ def degrade(cond: str, clip: np.ndarray, noise: list[np.ndarray], rng) -> np.nda
 
 # --- collect ------------------------------------------------------------------------------------
 
-def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "") -> Path:
+def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "",
+            durations=DURATIONS, reversed_per_file: int = 0, max_clips: int | None = None, distractors: list[Path] | None = None) -> Path:
     from indexer import Indexer
     from search_engine import SearchEngine
 
     require_debian_package("sox", Path("/usr/bin/sox"))
     require_debian_package("ffmpeg", Path("/usr/bin/ffmpeg"))
     rng = np.random.default_rng(seed + (0 if split == "fit" else 1000))
-    data = split_data(split)
+    data = split_data("report" if split == "report10h" else split)
+    if split == "report10h":
+        distractors = distractor_library(data["library"])
+        # outsiders sharing a tune with any distractor work are dropped too
+        data["outsiders"]["music21"] = without_shared_music(data["outsiders"]["music21"], data["library"] + [p for p in distractors if p.parent.name == "music_heldout"])
     noise = [load16(p) for p in data["noise"]]
     tmp = Path(tempfile.mkdtemp(prefix="a2v_claims_"))
     records = []
     try:
         engine = SearchEngine.create(tmp / "idx", model=model)
-        report = Indexer(engine, workers=1).add(data["library"], show_progress_bar=False)
-        lib_paths = {str(Path(p).resolve()) for p in data["library"]}
+        report = Indexer(engine, workers=1).add(data["library"] + list(distractors or []), show_progress_bar=False)
+        lib_paths = {str(Path(p).resolve()) for p in data["library"] + list(distractors or [])}
         print(f"[{split}] library {report.added} files, {report.audio_s / 60:.1f} min", file=sys.stderr, flush=True)
         # clips: (kind, source, path, truth, seconds, start)
         clips = []
         for p in data["library"]:
             y = load16(p)
             src = "stk" if str(p).startswith(str(STK_MUSIC)) else "music21"
-            for s in DURATIONS:
+            for s in durations:
                 clips += [("inside", src, str(Path(p).resolve()), str(Path(p).resolve()), s, t) for t in cut(y, s, per_file_in, rng)]
+                # the library's own recordings played backwards: outsiders with the library's sound
+                # (what ``audio2vec calibrate`` makes on a user's index)
+                clips += [("outside", "reversed", str(Path(p).resolve()), None, s, t) for t in cut(y, s, reversed_per_file, rng)]
         for src, files in data["outsiders"].items():
             for p in files:
                 y = load16(p)
-                for s in DURATIONS:
+                for s in durations:
                     clips += [("outside", src, str(Path(p).resolve()), None, s, t) for t in cut(y, s, per_file_out, rng)]
         audio_cache: dict[str, np.ndarray] = {}
 
@@ -275,14 +313,14 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
         plan = [(c, cond) for cond in conditions for c in clips]
         for fast, base in data["fast"]:
             y = load16(fast)
-            for s in DURATIONS:
+            for s in durations:
                 plan += [(("inside", "stk_fast", str(fast.resolve()), str(base.resolve()), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
         # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
-        plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))]
+        plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))][:max_clips]
         out = CACHE / f"claims_{split}_{model}{tag}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"split": split, "model_id": engine.encoder.model_id, "library_hours": round(report.audio_s / 3600, 3),
-                  "library_files": len(data["library"]), "seed": seed, "planned": len(plan),
+                  "library_files": len(data["library"]) + len(distractors or []), "seed": seed, "planned": len(plan),
                   "data": {k: [str(p) for p in v] for k, v in data["outsiders"].items()},
                   "noise": [str(p) for p in data["noise"]]}
         t0 = time.perf_counter()
@@ -297,7 +335,8 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                 cl = []
                 for j in js:
                     (kind, src, path, truth, s, t), _ = chunk[j]
-                    cl.append(audio(path)[int(t * SR): int((t + s) * SR)])
+                    piece = audio(path)[int(t * SR): int((t + s) * SR)]
+                    cl.append(piece[::-1].copy() if src == "reversed" else piece)
                 for j, w in zip(js, degrade_batch(cond, cl, noise, rng)):
                     waves[j] = (w, SR)
             answers = engine.query_batch(waves, k=1)
@@ -378,7 +417,57 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
     return float(np.nextafter(c[allowed], 1.0))  # claims need conf >= threshold; the allowed-th outsider and below are refused
 
 
-def fit(model: str, target: float, write: bool) -> dict:
+BASIS = ["distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
+         "distance*log_duration", "margin*log_duration", "agree*log_duration"]
+
+
+def _trees(seed: int = 0):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    # small on purpose: 100 trees of depth 2 (3 cuts each) evaluate in ~0.1 ms at query time
+    return GradientBoostingClassifier(max_depth=2, n_estimators=100, learning_rate=0.1, subsample=0.8, min_samples_leaf=20, random_state=seed)
+
+
+def out_of_fold(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, kind: str, folds: int = 5) -> np.ndarray:
+    """Confidence of each clip from a decision fitted without the clips of its own recording
+    (``groups``: folds by recording), so that the operating point is chosen on clips the decision
+    did not learn from (trees fit their own training clips far too well)."""
+    from search_engine.decision import log_odds, probability, trees_from_sklearn
+
+    uniq = np.unique(groups)
+    fold_of = {g: j % folds for j, g in enumerate(np.random.default_rng(0).permutation(uniq))}
+    f = np.array([fold_of[g] for g in groups])
+    conf = np.zeros(len(y))
+    for j in range(folds):
+        tr, te = f != j, f == j
+        d = _fit_decision(X[tr], y[tr], w[tr], kind)
+        conf[te] = [probability(log_odds(x, d)) for x in X[te]]
+    return conf
+
+
+def _fit_decision(X, y, w, kind: str) -> dict:
+    from search_engine.decision import trees_from_sklearn
+
+    if kind == "logistic":
+        return {"kind": "logistic", **fit_logistic(X, y.astype(np.float64), weights=w)}
+    return trees_from_sklearn(_trees().fit(X, y.astype(int), sample_weight=w))
+
+
+def _config_text(cfg: dict) -> str:
+    """``json.dumps(cfg, indent=2)``, but each tree of a ``"trees"`` decision on one line."""
+    decision = cfg.get("match_decision") or {}
+    trees = decision.get("trees")
+    if not trees:
+        return json.dumps(cfg, indent=2) + "\n"
+    marks = [f"@@tree{j}@@" for j in range(len(trees))]
+    text = json.dumps({**cfg, "match_decision": {**decision, "trees": marks}}, indent=2)
+    for m, t in zip(marks, trees):
+        text = text.replace(f'"{m}"', json.dumps(t, separators=(",", ":")))
+    assert json.loads(text) == json.loads(json.dumps(cfg))
+    return text + "\n"
+
+
+def fit(model: str, target: float, write: bool, kind: str = "trees", per_length: bool = False) -> dict:
     from search_engine.query import claim_threshold
 
     from search_engine.audio2vec.encoder import resolve_model_dir
@@ -388,27 +477,36 @@ def fit(model: str, target: float, write: bool) -> dict:
     outside = np.array([r["kind"] == "outside" for r in rec])
     # outsiders and insiders weigh the same in total, whatever their counts
     w = np.where(outside, 0.5 / outside.mean(), 0.5 / (1 - outside.mean()))
-    decision = fit_logistic(X, y, weights=w)
-    conf = confidences(rec, decision)
-    # one operating point for all lengths: per-length points (``thresholds``, which the engine also
-    # reads) rest on half the outsiders each, and on the fit split claimed fewer clips at the same rate
-    decision["threshold"] = float(np.ceil(operating_point(conf[outside], target) * 1e6) / 1e6)
-    decision["basis"] = ["distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
-                         "distance*log_duration", "margin*log_duration", "agree*log_duration"]
-    claimed = conf >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
-    print(f"fit: {len(rec)} clips ({outside.sum()} outsiders); threshold {decision['threshold']}: "
-          f"false claims {claimed[outside].mean():.4f}, claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} "
+    groups = np.array([r["path"] for r in rec])
+    oof = out_of_fold(X, y, w, groups, kind)
+    decision = _fit_decision(X, y, w, kind)
+    seconds = np.array([r["seconds"] for r in rec])
+    lengths = sorted(set(seconds.tolist()))
+    # the operating point: the confidence that at most ``target`` of the fit outsiders reach, each
+    # judged by a decision fitted without its recording
+    decision["threshold"] = float(np.ceil(operating_point(oof[outside], target) * 1e6) / 1e6)
+    if per_length:
+        decision["thresholds"] = {f"{d:g}": float(np.ceil(operating_point(oof[outside & (seconds == d)], target) * 1e6) / 1e6) for d in lengths}
+    decision["basis"] = BASIS
+    need = np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    claimed = oof >= need
+    print(f"fit ({kind}): {len(rec)} clips ({outside.sum()} outsiders); operating point {decision.get('thresholds', decision['threshold'])}: "
+          f"out-of-fold false claims {claimed[outside].mean():.4f}, claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} "
           f"(top-1 {y[~outside].mean():.4f})", file=sys.stderr)
+    for d in lengths:
+        m = seconds == d
+        print(f"  {d:g} s: outsiders {int((outside & m).sum())}, false claims {claimed[outside & m].mean():.4f}, "
+              f"claimed-and-right {np.mean(claimed[~outside & m] & y[~outside & m].astype(bool)):.4f} (top-1 {y[~outside & m].mean():.4f})", file=sys.stderr)
     decision["target_false_claims"] = target
-    decision["fit"] = {"command": "python benchmarks/claims.py fit" + (" --write" if write else "") + f" --target {target}",
+    decision["fit"] = {"command": f"python benchmarks/claims.py fit --kind {kind}" + (" --per-length" if per_length else "") + f" --target {target}" + (" --write" if write else ""),
                        "data": "benchmarks/claims.py split 'fit' (see its docstring)", "clips": len(rec),
-                       "outsiders": int(outside.sum()), "library_hours": fit_data["library_hours"],
-                       "false_claims": round(float(claimed[outside].mean()), 4)}
+                       "outsiders": int(outside.sum()), "outsiders_per_length": {f"{d:g}": int((outside & (seconds == d)).sum()) for d in lengths},
+                       "library_hours": fit_data["library_hours"], "false_claims_out_of_fold": round(float(claimed[outside].mean()), 4)}
     if write:
         cfg_path = resolve_model_dir(model) / "config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["match_decision"] = decision
-        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+        cfg_path.write_text(_config_text(cfg))
         print(f"wrote match_decision to {cfg_path}", file=sys.stderr)
     return decision
 
@@ -547,24 +645,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True)
     c = sub.add_parser("collect")
-    c.add_argument("--split", choices=["fit", "report"], required=True)
+    c.add_argument("--split", choices=["fit", "report", "report10h"], required=True,
+                   help="report10h: the report split's clips against its library grown to 10 h (distractor_library)")
     c.add_argument("--per-file-inside", type=int, default=2)
     c.add_argument("--per-file-outside", type=int, default=4)
     c.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--tag", default="", help="suffix of the cache file: more clips of a split (other --seed) kept beside the first run's")
+    c.add_argument("--durations", nargs="+", type=float, default=list(DURATIONS))
+    c.add_argument("--reversed-per-file", type=int, default=0, help="clips of each library file played backwards, as outsiders")
+    c.add_argument("--max-clips", type=int, default=None, help="stop after this many clips (the plan is in random order)")
     f = sub.add_parser("fit")
     f.add_argument("--target", type=float, default=0.01)
     f.add_argument("--write", action="store_true")
+    f.add_argument("--kind", choices=["trees", "logistic"], default="trees")
+    f.add_argument("--per-length", action="store_true", help="an operating point per clip length")
     r = sub.add_parser("report")
     r.add_argument("--no-plot", action="store_true")
     for p in (c, f, r):
         p.add_argument("--model", default="default")
     args = ap.parse_args(argv)
     if args.step == "collect":
-        collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag)
+        collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag,
+                args.durations, args.reversed_per_file, args.max_clips)
     elif args.step == "fit":
-        fit(args.model, args.target, args.write)
+        fit(args.model, args.target, args.write, args.kind, args.per_length)
     else:
         report(args.model, not args.no_plot)
     return 0

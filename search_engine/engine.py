@@ -47,7 +47,6 @@ from .query import (
     best_offsets,
     claim_confidence,
     claim_features,
-    claim_threshold,
     clip_level_db,
     neighbour_background,
     pool,
@@ -100,6 +99,7 @@ class SearchEngine:
         self.store = VectorStore(self.dir / STORE_FILE, encoder.dim)
         self._exact = False  # whether the store holds every committed segment's vector
         self._batch_files: dict | None = None  # catalog rows read during one query_batch
+        self._calibration, self._calibration_stamp = None, 0  # the index's calibration.json and its mtime
         self.generation = -1
         self.refresh()
 
@@ -695,11 +695,31 @@ class SearchEngine:
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= claim_threshold(decision, duration_s)
+                ok = conf >= self.claim_threshold(duration_s)
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
         return out
+
+    def claim_threshold(self, duration_s: float) -> float:
+        """The confidence a claim for a clip of ``duration_s`` seconds needs: the model's operating
+        point, or this index's own calibration where stricter (:mod:`search_engine.calibration`)."""
+        from . import calibration
+
+        path = self.dir / calibration.FILE_NAME
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if self._calibration_stamp != stamp:  # read again when `calibrate` rewrote it
+            self._calibration, self._calibration_stamp = calibration.load(self.dir) if stamp else None, stamp
+        return calibration.threshold(self.match_decision, duration_s, self._calibration, self.encoder.model_id)
+
+    def calibrate(self, **options):
+        """Fit the claims' operating point to this index and store it (see
+        :func:`search_engine.calibration.calibrate` for ``options``)."""
+        from . import calibration
+
+        result = calibration.calibrate(self, **options)
+        calibration.save(result, self.dir)
+        return result
 
     def match_threshold(self, duration_s: float, library_hours: float | None = None) -> float:
         """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.

@@ -73,7 +73,31 @@ def test_confidence_is_a_probability_that_falls_with_distance():
 
 def test_shipped_model_has_a_fitted_decision(engine):
     d = engine.match_decision
-    assert d is not None and len(d["coef"]) == len(d["mean"]) == len(d["scale"]) == 11 and 0 < d["threshold"] < 1
+    assert d is not None and d.get("kind", "logistic") in ("logistic", "trees") and len(d["basis"]) == 11
+    points = list(d.get("thresholds", {}).values()) or [d["threshold"]]
+    assert all(0 < t < 1 for t in points)
+    if d.get("kind") == "trees":
+        assert all(len(t["feature"]) == len(t["cut"]) == len(t["left"]) == len(t["right"]) == len(t["value"]) for t in d["trees"])
+
+
+def test_trees_decision_equals_sklearn():
+    """The stored trees give the log-odds of the boosted model they were read from (numpy only)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from search_engine.decision import log_odds, trees_from_sklearn
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.3 * rng.normal(size=400) > 0).astype(int)
+    w = np.where(y == 1, 1.0, 3.0)  # weighted, so that the prior is not the plain share
+    model = GradientBoostingClassifier(max_depth=2, n_estimators=30, learning_rate=0.1, subsample=0.8, random_state=0).fit(X, y, sample_weight=w)
+    d = trees_from_sklearn(model)
+    ours = np.array([log_odds(x, d) for x in X[:50]])
+    assert np.allclose(ours, model.decision_function(X[:50]), atol=1e-5)
+    logistic = {"mean": [0.0] * 4, "scale": [2.0] * 4, "coef": [1.0, 0, 0, 0], "intercept": -1.0}
+    assert log_odds(np.array([4.0, 0, 0, 0]), logistic) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        log_odds(X[0], {"kind": "forest"})
 
 
 def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
@@ -97,3 +121,50 @@ def test_compare_uses_the_same_decision(engine):
     assert part.contains and part.confidence >= 0.9 and abs(part.offset_s - 3.0) <= 0.1
     no = engine.compare((y, SR), (other[3 * SR : 7 * SR], SR))
     assert not no.contains and no.confidence < engine.match_decision["threshold"]
+
+
+def test_operating_point_bound_and_threshold_never_lower():
+    from search_engine.calibration import Calibration, LengthCalibration, operating_point, threshold, upper95
+
+    conf = np.linspace(0, 1, 1000, endpoint=False)  # 0.000, 0.001, ..., 0.999
+    t = operating_point(conf, 0.01)
+    assert np.sum(conf >= t) == 10 and t <= 0.9891  # the 11th highest (0.989) is refused
+    assert upper95(0, 1000) == pytest.approx(0.002991, abs=2e-6)  # 1 - 0.05 ** (1 / 1000)
+    assert 0.01 < upper95(10, 1000) < 0.02 and upper95(5, 5) == 1.0
+    decision = {"threshold": 0.6}
+    cal = Calibration(target=0.01, model_id="m", library_hours=10.0, files=100, lengths=[
+        LengthCalibration(1.0, 1000, 0.6, 0.9, 8, 0.015), LengthCalibration(10.0, 1000, 0.6, 0.6, 1, 0.004)])
+    assert threshold(decision, 1.0, cal, "m") == pytest.approx(0.9)
+    assert threshold(decision, 10.0, cal, "m") == pytest.approx(0.6)
+    assert 0.6 < threshold(decision, 3.0, cal, "m") < 0.9  # log-duration interpolation
+    assert threshold(decision, 0.3, cal, "m") == pytest.approx(0.9)  # held outside
+    assert threshold(decision, 1.0, cal, "other model") == 0.6 and threshold(decision, 1.0, None) == 0.6
+    assert Calibration.from_dict(cal.as_dict()) == cal
+
+
+def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
+    """``calibrate`` queries backwards clips of the library, stores per-length operating points
+    no lower than the model's, and later queries decide with them; excerpts keep their claims."""
+    import shutil
+
+    from search_engine import SearchEngine
+    from search_engine.calibration import backwards_clips
+
+    y = np.arange(SR * 3, dtype=np.float32)
+    clip = backwards_clips(lambda p: y, [("a", 3.0)], 1.0, 1, sr=SR)[0]
+    assert len(clip) == SR and np.all(np.diff(clip) < 0)  # played backwards
+    assert backwards_clips(lambda p: y, [("a", 0.5)], 1.0, 3, sr=SR) == []  # too short
+    folder = tmp_path / "idx"
+    shutil.copytree(built_index, folder)
+    with SearchEngine.open(folder) as e:
+        before = e.claim_threshold(3.0)
+        seen = []
+        cal = e.calibrate(target=0.05, clips=40, lengths=(1.0, 3.0), progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1] == (80, 80) and (folder / "calibration.json").exists()
+        assert [c.seconds for c in cal.lengths] == [1.0, 3.0] and all(c.clips == 40 for c in cal.lengths)
+        for c in cal.lengths:
+            assert c.threshold >= c.model_threshold and c.claimed <= 0.05 * 40 and c.claimed / 40 <= c.upper95 <= 1
+        assert e.claim_threshold(3.0) == pytest.approx(max(before, cal.lengths[1].threshold))
+        path, wave = list(library.items())[1]
+        res = e.query_batch([(wave[5 * SR : 8 * SR], SR)], k=1)[0]
+        assert res.matches[0].path == path and res.matched

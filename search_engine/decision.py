@@ -1,0 +1,70 @@
+"""The fitted claim decision: log-odds that a clip is in the recording ranked first.
+
+A decision is a plain dict stored with the model (``match_decision`` in its config.json) and read
+here with numpy only; it is fitted by ``benchmarks/claims.py fit`` on clips of no recording the
+model was trained on. Two kinds:
+
+- ``"logistic"`` (the default when ``kind`` is missing): ``mean``, ``scale``, ``coef`` (one per
+  input) and ``intercept``: ``intercept + coef · (x - mean) / scale``.
+- ``"trees"``: boosted regression trees (gradient boosting on the logistic loss): ``init`` (log-odds)
+  plus ``learning_rate`` times the sum of each tree's leaf value. Each tree is stored as flat node
+  arrays ``feature``, ``cut``, ``left``, ``right``, ``value`` (a node is a leaf when ``left`` is -1;
+  an input ``x[feature] <= cut`` goes left).
+
+The inputs ``x`` are :func:`search_engine.query.claim_basis` of one match's claim features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def log_odds(x: np.ndarray, decision: dict) -> float:
+    """Log-odds (natural log) that the clip is in the match's recording.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(n_inputs,), float]
+        The decision's inputs (:func:`search_engine.query.claim_basis`).
+    decision : dict
+        A fitted decision (see the module docstring).
+    """
+    kind = decision.get("kind", "logistic")
+    if kind == "logistic":
+        z = (np.asarray(x, dtype=np.float64) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
+        return float(np.dot(z, decision["coef"]) + decision["intercept"])
+    if kind == "trees":
+        return float(decision["init"] + decision["learning_rate"] * sum(_leaf(x, t) for t in decision["trees"]))
+    raise ValueError(f"unknown decision kind {kind!r}")
+
+
+def _leaf(x: np.ndarray, tree: dict) -> float:
+    feature, cut, left, right = tree["feature"], tree["cut"], tree["left"], tree["right"]
+    node = 0
+    while left[node] >= 0:
+        node = left[node] if x[feature[node]] <= cut[node] else right[node]
+    return tree["value"][node]
+
+
+def probability(z: float) -> float:
+    """The logistic function of log-odds ``z`` (0..1)."""
+    return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def trees_from_sklearn(model, *, digits: int = 6) -> dict:
+    """A ``"trees"`` decision from a fitted ``sklearn.ensemble.GradientBoostingClassifier``
+    (binary, logistic loss): its trees as plain lists, so that the runtime needs numpy only."""
+    prior = model.init_.class_prior_ if hasattr(model.init_, "class_prior_") else None
+    if prior is not None:
+        init = float(np.log(prior[1] / prior[0]))
+    else:  # an init estimator sklearn did not make: read its raw prediction back
+        init = float(model._raw_predict_init(np.zeros((1, model.n_features_in_)))[0, 0])
+    trees = []
+    for est in model.estimators_[:, 0]:
+        t = est.tree_
+        trees.append({
+            "feature": [max(int(f), 0) for f in t.feature], "cut": [float(c) for c in t.threshold],
+            "left": [int(v) for v in t.children_left], "right": [int(v) for v in t.children_right],
+            "value": [round(float(v), digits) for v in t.value[:, 0, 0]],
+        })
+    return {"kind": "trees", "init": round(init, digits), "learning_rate": float(model.learning_rate), "trees": trees}
