@@ -385,7 +385,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, weights: np.nda
     from scipy.optimize import minimize
 
     mean, scale = X.mean(axis=0), X.std(axis=0)
-    scale = np.where(scale > 1e-9, scale, 1.0)
+    scale = np.where(scale > 1e-3, scale, 1.0)  # a constant input (one clip length) is left as it is
     Z = (X - mean) / scale
     w = np.ones(len(y)) if weights is None else weights
     w = w / w.mean()
@@ -454,20 +454,29 @@ def _fit_decision(X, y, w, kind: str) -> dict:
 
 
 def _config_text(cfg: dict) -> str:
-    """``json.dumps(cfg, indent=2)``, but each tree of a ``"trees"`` decision on one line."""
-    decision = cfg.get("match_decision") or {}
-    trees = decision.get("trees")
-    if not trees:
-        return json.dumps(cfg, indent=2) + "\n"
-    marks = [f"@@tree{j}@@" for j in range(len(trees))]
-    text = json.dumps({**cfg, "match_decision": {**decision, "trees": marks}}, indent=2)
-    for m, t in zip(marks, trees):
-        text = text.replace(f'"{m}"', json.dumps(t, separators=(",", ":")))
+    """``json.dumps(cfg, indent=2)``, but each tree of a ``"trees"`` decision (or part) on one line."""
+    trees = []
+
+    def mark(d):
+        if isinstance(d, dict):
+            return {k: ([_mark(trees, t) for t in v] if k == "trees" else mark(v)) for k, v in d.items()}
+        if isinstance(d, list):
+            return [mark(v) for v in d]
+        return d
+
+    text = json.dumps(mark(cfg), indent=2)
+    for j, t in enumerate(trees):
+        text = text.replace(f'"@@tree{j}@@"', json.dumps(t, separators=(",", ":")))
     assert json.loads(text) == json.loads(json.dumps(cfg))
     return text + "\n"
 
 
-def fit(model: str, target: float, write: bool, kind: str = "trees", per_length: bool = False) -> dict:
+def _mark(trees: list, tree: dict) -> str:
+    trees.append(tree)
+    return f"@@tree{len(trees) - 1}@@"
+
+
+def fit(model: str, target: float, write: bool, kind: str = "logistic", per_length: bool = True, edges: tuple = (2.0,)) -> dict:
     from search_engine.query import claim_threshold
 
     from search_engine.audio2vec.encoder import resolve_model_dir
@@ -475,33 +484,35 @@ def fit(model: str, target: float, write: bool, kind: str = "trees", per_length:
     fit_data = load_split("fit", model)
     X, y, rec = _xy(fit_data["records"])
     outside = np.array([r["kind"] == "outside" for r in rec])
-    # outsiders and insiders weigh the same in total, whatever their counts
-    w = np.where(outside, 0.5 / outside.mean(), 0.5 / (1 - outside.mean()))
-    groups = np.array([r["path"] for r in rec])
-    oof = out_of_fold(X, y, w, groups, kind)
-    decision = _fit_decision(X, y, w, kind)
     seconds = np.array([r["seconds"] for r in rec])
     lengths = sorted(set(seconds.tolist()))
-    # the operating point: the confidence that at most ``target`` of the fit outsiders reach, each
-    # judged by a decision fitted without its recording
-    decision["threshold"] = float(np.ceil(operating_point(oof[outside], target) * 1e6) / 1e6)
-    if per_length:
-        decision["thresholds"] = {f"{d:g}": float(np.ceil(operating_point(oof[outside & (seconds == d)], target) * 1e6) / 1e6) for d in lengths}
-    decision["basis"] = BASIS
-    need = np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    oof = np.zeros(len(rec))
+    bounds = [0.0, *edges, np.inf]
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        m = (seconds >= lo) & (seconds < hi)
+        d, oof[m] = _fit_part(X[m], y[m], [r for r, k in zip(rec, m) if k], kind, target, per_length)
+        d["basis"] = BASIS
+        parts.append(d)
+    decision = parts[0] if not edges else {"kind": "by_length", "edges_s": list(edges), "parts": parts}
+    need = np.array([claim_threshold(decision, r["seconds"]) for r in rec])
     claimed = oof >= need
-    print(f"fit ({kind}): {len(rec)} clips ({outside.sum()} outsiders); operating point {decision.get('thresholds', decision['threshold'])}: "
-          f"out-of-fold false claims {claimed[outside].mean():.4f}, claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} "
-          f"(top-1 {y[~outside].mean():.4f})", file=sys.stderr)
+    print(f"fit ({kind}, edges {list(edges)}): {len(rec)} clips ({outside.sum()} outsiders): out-of-fold false claims {claimed[outside].mean():.4f}, "
+          f"claimed-and-right {np.mean(claimed[~outside] & y[~outside].astype(bool)):.4f} (top-1 {y[~outside].mean():.4f})", file=sys.stderr)
     for d in lengths:
         m = seconds == d
-        print(f"  {d:g} s: outsiders {int((outside & m).sum())}, false claims {claimed[outside & m].mean():.4f}, "
+        print(f"  {d:g} s: confidence >= {claim_threshold(decision, d):.4f}; outsiders {int((outside & m).sum())}, false claims {claimed[outside & m].mean():.4f}, "
               f"claimed-and-right {np.mean(claimed[~outside & m] & y[~outside & m].astype(bool)):.4f} (top-1 {y[~outside & m].mean():.4f})", file=sys.stderr)
+    decision["basis"] = BASIS
     decision["target_false_claims"] = target
-    decision["fit"] = {"command": f"python benchmarks/claims.py fit --kind {kind}" + (" --per-length" if per_length else "") + f" --target {target}" + (" --write" if write else ""),
+    decision["fit"] = {"command": f"python benchmarks/claims.py fit --kind {kind} --edges {' '.join(f'{e:g}' for e in edges)}" + ("" if per_length else " --one-point")
+                       + f" --target {target}" + (" --write" if write else ""),
                        "data": "benchmarks/claims.py split 'fit' (see its docstring)", "clips": len(rec),
                        "outsiders": int(outside.sum()), "outsiders_per_length": {f"{d:g}": int((outside & (seconds == d)).sum()) for d in lengths},
-                       "library_hours": fit_data["library_hours"], "false_claims_out_of_fold": round(float(claimed[outside].mean()), 4)}
+                       "library_hours": fit_data["library_hours"],
+                       "operating_point": "per part and length: at most the target of the fit outsiders claimed, each judged by a decision fitted without its recording (5 folds by recording)",
+                       "false_claims_out_of_fold": round(float(claimed[outside].mean()), 4),
+                       "claimed_right_out_of_fold": round(float(np.mean(claimed[~outside] & y[~outside].astype(bool))), 4)}
     if write:
         cfg_path = resolve_model_dir(model) / "config.json"
         cfg = json.loads(cfg_path.read_text())
@@ -539,13 +550,14 @@ def report(model: str, plot: bool) -> dict:
     decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
     out = {"benchmark": "claims", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
            "command": "python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report",
-           "operating_point": decision.get("thresholds", decision["threshold"]), "target_false_claims": decision["target_false_claims"], "splits": {}}
+           "operating_point": _points(decision), "target_false_claims": decision["target_false_claims"], "splits": {}}
     curves = {}
-    for split in ("fit", "report"):
+    for split in ("fit", "report", "report10h"):
         data = load_split(split, model)
         if data is None:
             continue
-        rec = data["records"]
+        rec = [r for r in data["records"] if r["features"] is not None]
+        lengths = sorted({r["seconds"] for r in rec})
         conf = confidences(rec, decision)
         need = np.array([claim_threshold(decision, r["features"]["duration_s"]) if r["features"] else 1.0 for r in rec])
         claimed = conf >= need
@@ -555,7 +567,7 @@ def report(model: str, plot: bool) -> dict:
         s = out["splits"][split] = {
             "library_hours": data["library_hours"], "library_files": data["library_files"], "model_id": data["model_id"],
             "outsiders": int((~inside).sum()), "inside_clips": int(inside.sum()),
-            "outsiders_per_length": {f"{d:g}s": int(sum(1 for r in rec if r["kind"] == "outside" and r["seconds"] == d)) for d in DURATIONS},
+            "outsiders_per_length": {f"{d:g}s": int(sum(1 for r in rec if r["kind"] == "outside" and r["seconds"] == d)) for d in lengths},
             "outsiders_by_source": {k: int(sum(1 for r in rec if r["kind"] == "outside" and r["source"] == k)) for k in sorted({r["source"] for r in rec if r["kind"] == "outside"})},
             "top1": round(float(right[inside].mean()), 4),
             "claimed_right": round(float(np.mean(right[inside] & claimed[inside])), 4),
@@ -565,7 +577,13 @@ def report(model: str, plot: bool) -> dict:
             "false_claims_threshold": round(float(old[~inside].mean()), 4),
             "per_length": {}, "cells": _cells(rec, claimed, old),
         }
-        for d in DURATIONS:
+        src = np.array([r["source"] for r in rec])
+        s["false_claims_by_source"] = {k: {"clips": int((~inside & (src == k)).sum()), "claimed": int((claimed & ~inside & (src == k)).sum()),
+                                           "upper95": round(_upper95(int((claimed & ~inside & (src == k)).sum()), int((~inside & (src == k)).sum())), 4)}
+                                       for k in sorted(set(src[~inside].tolist()))}
+        if (src == "reversed").any():
+            s["calibrate_check"] = _calibrate_check(rec, conf, need, inside, right, src, decision["target_false_claims"])
+        for d in lengths:
             m_in = inside & np.array([r["seconds"] == d for r in rec])
             m_out = ~inside & np.array([r["seconds"] == d for r in rec])
             s["per_length"][f"{d:g}s"] = {"top1": round(float(right[m_in].mean()), 4), "claimed_right": round(float(np.mean(right[m_in] & claimed[m_in])), 4),
@@ -588,9 +606,61 @@ def report(model: str, plot: bool) -> dict:
         order = np.argsort(-ts, kind="stable")  # strictest first: both rates only grow
         curves[split] = (fc[order], cr[order], s["false_claims"], s["claimed_right"], s["top1"])
         print(_table(split, s), file=sys.stderr)
+    out["decision_us_per_match"] = _decision_time(decision)
     write_result("claims", out)
     if plot and curves:
-        _plot(curves, decision.get("thresholds", decision["threshold"]))
+        _plot(curves, _points(decision))
+    return out
+
+
+def _decision_time(decision: dict, n: int = 2000) -> float:
+    """Median over 5 runs of the time (microseconds) to decide one match: confidence and the
+    operating point for its length (what the decision adds to a query)."""
+    from search_engine.query import claim_confidence, claim_threshold
+
+    f = {"distance": 0.4, "margin": 0.2, "relative": 0.6, "agree": 0.7, "spread_s": 0.1, "duration_s": 3.0, "level_db": -20.0, "excess": 0.05}
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            claim_confidence(f, decision) >= claim_threshold(decision, 3.0)
+        runs.append((time.perf_counter() - t0) / n * 1e6)
+    return round(float(np.median(runs)), 1)
+
+
+def _points(decision: dict) -> dict:
+    """The confidence a claim needs, per clip length the decision was fitted on."""
+    from search_engine.decision import part
+
+    lengths = sorted(float(k) for k in (decision.get("fit", {}).get("outsiders_per_length") or {"3": 0, "10": 0}))
+    out = {}
+    for d in lengths:
+        p = part(decision, d)
+        out[f"{d:g}"] = float(p.get("thresholds", {}).get(f"{d:g}", p.get("threshold", float("nan"))))
+    return out
+
+
+def _calibrate_check(rec, conf, need, inside, right, src, target) -> dict:
+    """What ``audio2vec calibrate`` would do on this library: per length, the operating point that
+    claims at most ``target`` of the backwards clips (never below the model's), and the real
+    outsiders (every other source) and in-library clips claimed at it."""
+    from search_engine.calibration import operating_point
+
+    out = {}
+    secs = np.array([r["seconds"] for r in rec])
+    for d in sorted(set(secs.tolist())):
+        m = secs == d
+        back, real = m & (src == "reversed"), m & ~inside & (src != "reversed")
+        if not back.any():
+            continue
+        own = float(np.median(need[m]))
+        t = max(own, operating_point(conf[back], target))
+        out[f"{d:g}s"] = {"backwards_clips": int(back.sum()), "backwards_claimed_at_model_point": round(float(np.mean(conf[back] >= need[back])), 4),
+                          "real_outsiders": int(real.sum()), "real_claimed_at_model_point": round(float(np.mean(conf[real] >= need[real])), 4),
+                          "calibrated_threshold": round(t, 4), "model_threshold": round(own, 4),
+                          "real_claimed_at_calibrated": round(float(np.mean(conf[real] >= t)), 4),
+                          "claimed_right_at_model_point": round(float(np.mean((conf >= need)[m & inside] & right[m & inside])), 4),
+                          "claimed_right_at_calibrated": round(float(np.mean((conf >= t)[m & inside] & right[m & inside])), 4)}
     return out
 
 
@@ -658,8 +728,9 @@ def main(argv=None) -> int:
     f = sub.add_parser("fit")
     f.add_argument("--target", type=float, default=0.01)
     f.add_argument("--write", action="store_true")
-    f.add_argument("--kind", choices=["trees", "logistic"], default="trees")
-    f.add_argument("--per-length", action="store_true", help="an operating point per clip length")
+    f.add_argument("--kind", choices=["trees", "logistic"], default="logistic")
+    f.add_argument("--one-point", action="store_true", help="one operating point per part, not one per clip length")
+    f.add_argument("--edges", nargs="*", type=float, default=[2.0], help="clip lengths (s) where one fitted decision hands over to the next")
     r = sub.add_parser("report")
     r.add_argument("--no-plot", action="store_true")
     for p in (c, f, r):
@@ -669,7 +740,7 @@ def main(argv=None) -> int:
         collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag,
                 args.durations, args.reversed_per_file, args.max_clips)
     elif args.step == "fit":
-        fit(args.model, args.target, args.write, args.kind, args.per_length)
+        fit(args.model, args.target, args.write, args.kind, not args.one_point, tuple(args.edges))
     else:
         report(args.model, not args.no_plot)
     return 0

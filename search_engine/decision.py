@@ -11,12 +11,24 @@ model was trained on. Two kinds:
   arrays ``feature``, ``cut``, ``left``, ``right``, ``value`` (a node is a leaf when ``left`` is -1;
   an input ``x[feature] <= cut`` goes left).
 
+- ``"by_length"``: ``edges_s`` (ascending clip lengths, seconds) and ``parts`` (one decision of
+  the kinds above per length range: clips shorter than ``edges_s[0]`` use ``parts[0]``, and so on),
+  each with its own operating point: a 1-second clip is a single window and behaves unlike a
+  3-second one (:func:`part`).
+
 The inputs ``x`` are :func:`search_engine.query.claim_basis` of one match's claim features.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def part(decision: dict, duration_s: float) -> dict:
+    """The decision that judges clips of ``duration_s`` seconds (itself unless ``"by_length"``)."""
+    if decision.get("kind") != "by_length":
+        return decision
+    return decision["parts"][int(np.searchsorted(decision["edges_s"], duration_s, side="right"))]
 
 
 def log_odds(x: np.ndarray, decision: dict) -> float:
@@ -30,6 +42,8 @@ def log_odds(x: np.ndarray, decision: dict) -> float:
         A fitted decision (see the module docstring).
     """
     kind = decision.get("kind", "logistic")
+    if kind == "by_length":
+        raise ValueError("a by-length decision needs the clip's length: use part(decision, duration_s) first")
     if kind == "logistic":
         z = (np.asarray(x, dtype=np.float64) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
         return float(np.dot(z, decision["coef"]) + decision["intercept"])

@@ -691,11 +691,12 @@ class SearchEngine:
         decision, matched when it reaches the decision's operating point; a model without one, or
         ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
         decision = self.match_decision
+        need = self.claim_threshold(duration_s) if decision and matches else None  # one length: one operating point
         out = []
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= self.claim_threshold(duration_s)
+                ok = conf >= need
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))

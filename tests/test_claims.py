@@ -168,3 +168,15 @@ def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
         path, wave = list(library.items())[1]
         res = e.query_batch([(wave[5 * SR : 8 * SR], SR)], k=1)[0]
         assert res.matches[0].path == path and res.matched
+    # the command: a thin shell over the same call, --json one object
+    import json
+
+    from typer.testing import CliRunner
+
+    from search_engine.cli import app
+
+    out = CliRunner().invoke(app, ["calibrate", "--index", str(folder), "--clips", "50", "--length", "3", "--json", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [c["seconds"] for c in got["lengths"]] == [3.0] and got["lengths"][0]["clips"] == 50 and got["target"] == 0.01
+    assert json.loads((folder / "calibration.json").read_text()) == got
