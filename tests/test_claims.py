@@ -72,12 +72,18 @@ def test_confidence_is_a_probability_that_falls_with_distance():
 
 
 def test_shipped_model_has_a_fitted_decision(engine):
+    from search_engine.decision import part
+
     d = engine.match_decision
-    assert d is not None and d.get("kind", "logistic") in ("logistic", "trees") and len(d["basis"]) == 11
-    points = list(d.get("thresholds", {}).values()) or [d["threshold"]]
-    assert all(0 < t < 1 for t in points)
-    if d.get("kind") == "trees":
-        assert all(len(t["feature"]) == len(t["cut"]) == len(t["left"]) == len(t["right"]) == len(t["value"]) for t in d["trees"])
+    assert d is not None and len(d["basis"]) == 11
+    for seconds in (1.0, 3.0, 10.0):
+        p = part(d, seconds)
+        assert p.get("kind", "logistic") in ("logistic", "trees")
+        assert 0 < engine.claim_threshold(seconds) < 1
+        if p.get("kind", "logistic") == "logistic":
+            assert len(p["coef"]) == len(p["mean"]) == len(p["scale"]) == 11
+    if d.get("kind") == "by_length":  # 1 s clips are judged apart from 3-10 s ones
+        assert part(d, 1.0) is not part(d, 3.0) and part(d, 3.0) is part(d, 10.0)
 
 
 def test_trees_decision_equals_sklearn():
@@ -110,7 +116,7 @@ def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
         assert [list(f) for f in res.features] == [list(CLAIM_FEATURES)] * len(res.matches)
         assert all(0.0 <= m.confidence <= 1.0 for m in res.matches)
         assert all(not m.matched for m in res.matches[1:])  # a second recording is never claimed beside the first
-    assert unrelated.matched is False and unrelated.confidence < engine.match_decision["threshold"]
+    assert unrelated.matched is False and unrelated.confidence < engine.claim_threshold(5.0)
     similar = engine.query_batch([(y[4 * SR : 9 * SR], SR)], k=1, mode="similar")[0]
     assert similar.confidence is None and similar.matches[0].confidence is None
 
@@ -120,7 +126,7 @@ def test_compare_uses_the_same_decision(engine):
     part = engine.compare((y, SR), (y[3 * SR : 7 * SR], SR))
     assert part.contains and part.confidence >= 0.9 and abs(part.offset_s - 3.0) <= 0.1
     no = engine.compare((y, SR), (other[3 * SR : 7 * SR], SR))
-    assert not no.contains and no.confidence < engine.match_decision["threshold"]
+    assert not no.contains and no.confidence < engine.claim_threshold(4.0)
 
 
 def test_operating_point_bound_and_threshold_never_lower():
