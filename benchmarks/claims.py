@@ -587,7 +587,13 @@ def report(model: str, plot: bool) -> dict:
             m_in = inside & np.array([r["seconds"] == d for r in rec])
             m_out = ~inside & np.array([r["seconds"] == d for r in rec])
             s["per_length"][f"{d:g}s"] = {"top1": round(float(right[m_in].mean()), 4), "claimed_right": round(float(np.mean(right[m_in] & claimed[m_in])), 4),
-                                         "false_claims": round(float(claimed[m_out].mean()), 4), "outsiders": int(m_out.sum())}
+                                         "false_claims": round(float(claimed[m_out].mean()), 4), "outsiders": int(m_out.sum()),
+                                         "false_claims_n": int(claimed[m_out].sum()), "false_claims_upper95": round(_upper95(int(claimed[m_out].sum()), int(m_out.sum())), 4)}
+        secs_all = np.array([r["seconds"] for r in rec])
+        m_in, m_out = inside & (secs_all >= 3), ~inside & (secs_all >= 3)  # the issue's own lengths
+        s["per_length"]["3s_and_10s"] = {"top1": round(float(right[m_in].mean()), 4), "claimed_right": round(float(np.mean(right[m_in] & claimed[m_in])), 4),
+                                         "false_claims": round(float(claimed[m_out].mean()), 4), "outsiders": int(m_out.sum()),
+                                         "false_claims_n": int(claimed[m_out].sum()), "false_claims_upper95": round(_upper95(int(claimed[m_out].sum()), int(m_out.sum())), 4)}
         # the curve: claimed-and-right against false claims as every length's operating point moves
         # together (in log-odds: score 0 is the shipped point)
         def logit(p):
@@ -687,7 +693,7 @@ def _table(split: str, s: dict) -> str:
     lines = [f"[{split}] library {s['library_files']} files ({s['library_hours']} h); {s['outsiders']} outsider clips {s['outsiders_by_source']}",
              f"overall: top-1 {s['top1']:.4f}  claimed-and-right {s['claimed_right']:.4f} (distance threshold: {s['claimed_right_threshold']:.4f})  "
              f"false claims {s['false_claims_n']}/{s['outsiders']} = {s['false_claims']:.4f}, 95 % upper bound {s['false_claims_upper95']:.4f} (threshold: {s['false_claims_threshold']:.4f})",
-             "per length: " + "; ".join(f"{k}: top-1 {v['top1']:.4f}, claimed-and-right {v['claimed_right']:.4f}, false claims {v['false_claims']:.4f} of {v['outsiders']}" for k, v in s["per_length"].items()),
+             "per length: " + "; ".join(f"{k}: top-1 {v['top1']:.4f}, claimed-and-right {v['claimed_right']:.4f}, false claims {v['false_claims_n']}/{v['outsiders']} (95 % upper bound {v['false_claims_upper95']:.4f})" for k, v in s["per_length"].items()),
              f"{'cell':<18}{'n':>5}{'top1':>8}{'claimed':>9}{'thresh':>8}{'out':>6}{'false':>8}{'f.thr':>8}"]
     for key, c in s["cells"].items():
         lines.append(f"{key:<18}{c['queries']:>5}{c['top1'] if c['top1'] is not None else float('nan'):>8.3f}{c['claimed_right'] if c['claimed_right'] is not None else float('nan'):>9.3f}"

@@ -154,9 +154,10 @@ def query(
     {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true, "confidence": 0.99}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
     offset_s is where in the recording the clip starts (seconds). matched (match mode): the clip
-    is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
-    recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
-    without a fitted decision); "matched": false at the top means the clip is in no indexed
+    is in that recording (the model's fitted decision at the operating point for the clip's length:
+    at most 1 % of the fit data's clips from no indexed recording claimed; stricter where
+    `audio2vec calibrate` was run on this index); confidence: the probability of that (0..1; null
+    for a model without a fitted decision); "matched": false at the top means the clip is in no indexed
     recording (the nearest are still listed). Exit code 3 if some clip failed.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
