@@ -66,8 +66,20 @@ def probability(z: float) -> float:
 
 
 def trees_from_sklearn(model, *, digits: int = 6) -> dict:
-    """A ``"trees"`` decision from a fitted ``sklearn.ensemble.GradientBoostingClassifier``
-    (binary, logistic loss): its trees as plain lists, so that the runtime needs numpy only."""
+    """A ``"trees"`` decision from a fitted binary ``sklearn.ensemble.GradientBoostingClassifier``
+    or ``HistGradientBoostingClassifier`` (numeric inputs, no missing values): its trees as plain
+    lists, so that the runtime needs numpy only."""
+    if hasattr(model, "_predictors"):  # HistGradientBoosting: leaf values already shrunk
+        trees = []
+        for (pred,) in model._predictors:
+            n = pred.nodes
+            leaf = n["is_leaf"].astype(bool)
+            trees.append({
+                "feature": [int(f) for f in n["feature_idx"]], "cut": [float(c) for c in n["num_threshold"]],
+                "left": [-1 if lf else int(v) for lf, v in zip(leaf, n["left"])], "right": [-1 if lf else int(v) for lf, v in zip(leaf, n["right"])],
+                "value": [round(float(v), digits) for v in n["value"]],
+            })
+        return {"kind": "trees", "init": round(float(np.ravel(model._baseline_prediction)[0]), digits), "learning_rate": 1.0, "trees": trees}
     prior = model.init_.class_prior_ if hasattr(model.init_, "class_prior_") else None
     if prior is not None:
         init = float(np.log(prior[1] / prior[0]))

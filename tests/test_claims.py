@@ -100,6 +100,11 @@ def test_trees_decision_equals_sklearn():
     d = trees_from_sklearn(model)
     ours = np.array([log_odds(x, d) for x in X[:50]])
     assert np.allclose(ours, model.decision_function(X[:50]), atol=1e-5)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    hist = HistGradientBoostingClassifier(max_depth=3, max_iter=20, monotonic_cst=[1, 0, 0, 0], random_state=0).fit(X, y, sample_weight=w)
+    dh = trees_from_sklearn(hist)
+    assert np.allclose([log_odds(x, dh) for x in X[:50]], hist.decision_function(X[:50]), atol=1e-5)
     logistic = {"mean": [0.0] * 4, "scale": [2.0] * 4, "coef": [1.0, 0, 0, 0], "intercept": -1.0}
     assert log_odds(np.array([4.0, 0, 0, 0]), logistic) == pytest.approx(1.0)
     with pytest.raises(ValueError):
