@@ -48,16 +48,36 @@ def log_odds(x: np.ndarray, decision: dict) -> float:
         z = (np.asarray(x, dtype=np.float64) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
         return float(np.dot(z, decision["coef"]) + decision["intercept"])
     if kind == "trees":
-        return float(decision["init"] + decision["learning_rate"] * sum(_leaf(x, t) for t in decision["trees"]))
+        feature, cut, left, right, value = _arrays(decision["trees"])
+        x = np.asarray(x, dtype=np.float64)
+        rows = np.arange(len(feature))
+        node = np.zeros(len(feature), dtype=np.int64)
+        for _ in range(feature.shape[1]):  # every tree one level down at a time
+            nxt = np.where(x[feature[rows, node]] <= cut[rows, node], left[rows, node], right[rows, node])
+            done = nxt < 0
+            if done.all():
+                break
+            node = np.where(done, node, nxt)
+        return float(decision["init"] + decision["learning_rate"] * value[rows, node].sum())
     raise ValueError(f"unknown decision kind {kind!r}")
 
 
-def _leaf(x: np.ndarray, tree: dict) -> float:
-    feature, cut, left, right = tree["feature"], tree["cut"], tree["left"], tree["right"]
-    node = 0
-    while left[node] >= 0:
-        node = left[node] if x[feature[node]] <= cut[node] else right[node]
-    return tree["value"][node]
+_ARRAYS: dict[int, tuple] = {}
+
+
+def _arrays(trees: list) -> tuple:
+    """The trees as padded ``[n_trees, max_nodes]`` arrays (made once per stored tree list)."""
+    hit = _ARRAYS.get(id(trees))
+    if hit is not None and hit[0] is trees:
+        return hit[1]
+    width = max(len(t["feature"]) for t in trees)
+
+    def pad(key, fill, dtype):
+        return np.array([list(t[key]) + [fill] * (width - len(t[key])) for t in trees], dtype=dtype)
+
+    arrays = (pad("feature", 0, np.int64), pad("cut", 0.0, np.float64), pad("left", -1, np.int64), pad("right", -1, np.int64), pad("value", 0.0, np.float64))
+    _ARRAYS[id(trees)] = (trees, arrays)
+    return arrays
 
 
 def probability(z: float) -> float:
