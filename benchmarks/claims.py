@@ -1,10 +1,12 @@
 """Claims: is the clip in the recording ranked first? Fit the decision, and measure it honestly.
 
 A ``match`` query says ``"matched": true`` and a ``"confidence"`` for its first recording. This
-script measures, per damage and clip length, how often the right recording is ranked first
-(top-1) beside how often it is ranked first *and claimed* (claimed-and-right), and how many clips
-from no indexed recording are claimed (false claims); it fits the decision (a logistic regression
-over :func:`search_engine.query.claim_basis`) on one set of recordings and reports on another.
+script measures, per damage and clip length (1, 3, 10 s), how often the right recording is ranked
+first (top-1) beside how often it is ranked first *and claimed* (claimed-and-right), and how many
+clips from no indexed recording are claimed (false claims, with a Clopper-Pearson bound); it fits
+the decision (:mod:`search_engine.decision` over :func:`search_engine.query.claim_basis`: a
+logistic regression for clips under 2 s, monotone boosted trees for longer ones, operating points
+per length from out-of-fold confidences) on one set of recordings and reports on another.
 
 Splits (none of it used in training; the SuperTuxKart pieces split alternately in name order,
 a piece's ``_fast`` variant with it):
@@ -19,6 +21,11 @@ a piece's ``_fast`` variant with it):
   less those sharing a tune), the speech's second half, sound effects 2, 6, 10, ..., and the
   *fit* library's SuperTuxKart pieces (recorded music this library does not hold; the fit saw them
   only as library pieces, never as outsiders).
+- ``report10h``: the report split's clips against its library grown to 10 hours with real-audio
+  distractors (:func:`distractor_library`).
+- ``--reversed-per-file N``: also N clips of each library file played backwards, as outsiders
+  (source ``reversed``: what ``audio2vec calibrate`` makes; kept out of the fit, compared with the
+  real outsiders in the report's ``calibrate_check``).
 
 Damage, all made with tools the training code never uses (sox 14.4, ffmpeg 5.1), on 16 kHz clips:
 
@@ -38,7 +45,9 @@ Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
 
     python benchmarks/claims.py collect --split fit
     python benchmarks/claims.py collect --split report
-    python benchmarks/claims.py fit [--target 0.01] [--write]   # stores match_decision with the model
+    python benchmarks/claims.py collect --split report10h
+    python benchmarks/claims.py fit [--target 0.01] [--kind logistic trees] [--edges 2] [--write]   # match_decision with the model
+    python benchmarks/claims.py calibrate-run                   # audio2vec calibrate on the report library
     python benchmarks/claims.py report                          # results JSON + docs/claims_curve.png
 """
 

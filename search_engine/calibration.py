@@ -3,9 +3,9 @@
 The model ships an operating point fitted on benchmark libraries (``match_decision`` in its
 config.json; ``benchmarks/claims.py``). A user's library may be larger or sound more alike than
 those, and then clips from outside it come nearer. :func:`calibrate` measures that on the index
-itself: it plays clips of the index's own recordings **backwards** (the library's instruments,
-voices, levels and recording chains, but no passage of any indexed recording: outsiders it can
-make without other audio), queries them, and raises the confidence a claim needs, per clip length,
+itself: it plays clips of the index's own recordings **backwards and four semitones higher or
+lower** (the library's instruments, voices, levels and recording chains, but no passage of any
+indexed recording: outsiders it can make without other audio), queries them, and raises the confidence a claim needs, per clip length,
 until at most ``target`` of them are claimed. It never lowers the model's operating point.
 
 The result is stored in the index (``calibration.json``) with the library's size when it was
@@ -84,15 +84,26 @@ def operating_point(confidences: np.ndarray, target: float) -> float:
     return float(np.nextafter(c[allowed], 1.0))
 
 
-def backwards_clips(load: Callable[[str], np.ndarray], files: list[tuple[str, float]], seconds: float, n: int, *, sr: int, seed: int = 0) -> list[np.ndarray]:
-    """``n`` clips of ``seconds`` from ``files`` (``(path, duration_s)``; files chosen in
-    proportion to their length), each played backwards.
+#: each backwards clip is also moved this many semitones up or down (tape-style, by resampling):
+#: a held chord played backwards still sounds like itself, a chord four semitones away does not
+SHIFT_SEMITONES = 4.0
 
-    ``load(path)`` returns the mono waveform at ``sr`` Hz. Files shorter than the clip are skipped;
-    each file is decoded once.
+
+def backwards_clips(load: Callable[[str], np.ndarray], files: list[tuple[str, float]], seconds: float, n: int, *, sr: int, seed: int = 0,
+                    shift_semitones: float = SHIFT_SEMITONES) -> list[np.ndarray]:
+    """``n`` clips of ``seconds`` from ``files`` (``(path, duration_s)``; files chosen in
+    proportion to their length), each played backwards and moved ``shift_semitones`` up or down
+    (at random; pitch and tempo together, as a tape played faster or slower).
+
+    ``load(path)`` returns the mono waveform at ``sr`` Hz. Files shorter than the clip needs are
+    skipped; each file is decoded once.
     """
+    import soxr
+
     rng = np.random.default_rng(seed)
-    usable = [(p, d) for p, d in files if d >= seconds + 0.05]
+    length = int(round(seconds * sr))
+    widest = 2.0 ** (abs(shift_semitones) / 12)
+    usable = [(p, d) for p, d in files if d >= seconds * widest + 0.05]
     if not usable:
         return []
     weights = np.array([d for _, d in usable], dtype=np.float64)
@@ -100,12 +111,16 @@ def backwards_clips(load: Callable[[str], np.ndarray], files: list[tuple[str, fl
     out = []
     for j in np.unique(picks):
         y = load(usable[j][0])
-        length = int(round(seconds * sr))
-        if len(y) < length:
-            continue
         for _ in range(int((picks == j).sum())):
-            start = int(rng.integers(0, len(y) - length + 1))
-            out.append(np.ascontiguousarray(y[start:start + length][::-1]))
+            rate = 2.0 ** (float(rng.choice([-1.0, 1.0])) * shift_semitones / 12)  # > 1: higher and faster
+            need = int(np.ceil(length * rate)) + 1
+            if len(y) < need:
+                continue
+            start = int(rng.integers(0, len(y) - need + 1))
+            piece = y[start:start + need][::-1].astype(np.float32)
+            if shift_semitones:
+                piece = soxr.resample(piece, sr * rate, sr)
+            out.append(np.ascontiguousarray(np.pad(piece, (0, max(0, length - len(piece))))[:length], dtype=np.float32))
     return out
 
 

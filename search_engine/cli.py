@@ -298,8 +298,8 @@ def calibrate(
     config: ConfigOpt = None,
     catalog_url: CatalogOpt = None,
 ) -> None:
-    """Fit the match claims to this index: play clips of its own recordings backwards (clips of no
-    indexed recording that sound like the library), query them, and raise the confidence a claim
+    """Fit the match claims to this index: play clips of its own recordings backwards and four
+    semitones higher or lower (clips of no indexed recording that sound like the library), query them, and raise the confidence a claim
     needs, per clip length, until at most TARGET of them are claimed (never below the model's own
     operating point). Stored in the index (calibration.json) and used by every later query; run it
     again after the library has grown a lot. Prints, per length, the clips, the confidence needed,

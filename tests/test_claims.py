@@ -162,9 +162,13 @@ def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
     from search_engine.calibration import backwards_clips
 
     y = np.arange(SR * 3, dtype=np.float32)
-    clip = backwards_clips(lambda p: y, [("a", 3.0)], 1.0, 1, sr=SR)[0]
+    clip = backwards_clips(lambda p: y, [("a", 3.0)], 1.0, 1, sr=SR, shift_semitones=0)[0]
     assert len(clip) == SR and np.all(np.diff(clip) < 0)  # played backwards
     assert backwards_clips(lambda p: y, [("a", 0.5)], 1.0, 3, sr=SR) == []  # too short
+    tone = np.sin(2 * np.pi * 440 * np.arange(SR * 4) / SR).astype(np.float32)
+    for c in backwards_clips(lambda p: tone, [("a", 4.0)], 1.0, 6, sr=SR):  # four semitones up or down
+        peak = np.argmax(np.abs(np.fft.rfft(c))) * SR / len(c)
+        assert len(c) == SR and min(abs(peak - 440 * 2 ** (4 / 12)), abs(peak - 440 * 2 ** (-4 / 12))) < 3
     folder = tmp_path / "idx"
     shutil.copytree(built_index, folder)
     with SearchEngine.open(folder) as e:
