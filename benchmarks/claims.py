@@ -694,8 +694,8 @@ def report(model: str, plot: bool) -> dict:
         print(_table(split, s), file=sys.stderr)
     out["decision_us_per_match"] = _decision_time(decision)
     previous = REPO / "benchmarks" / "results" / "claims.json"
-    if previous.exists() and "calibrate_run" in json.loads(previous.read_text()):
-        out["calibrate_run"] = json.loads(previous.read_text())["calibrate_run"]
+    kept = json.loads(previous.read_text()) if previous.exists() else {}
+    out.update({k: kept[k] for k in ("calibrate_run", "latency") if k in kept})  # written by other steps
     write_result("claims", out)
     if plot and curves:
         _plot(curves, _points(decision))
