@@ -490,7 +490,7 @@ def out_of_fold(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
     """Confidence of each clip from a decision fitted without the clips of its own recording
     (``groups``: folds by recording), so that the operating point is chosen on clips the decision
     did not learn from (trees fit their own training clips far too well)."""
-    from search_engine.decision import log_odds, probability, trees_from_sklearn
+    from search_engine.decision import log_odds, probability
 
     uniq = np.unique(groups)
     fold_of = {g: j % folds for j, g in enumerate(np.random.default_rng(0).permutation(uniq))}
