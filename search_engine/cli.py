@@ -187,13 +187,14 @@ def query(
     offset_s is where in the recording the clip starts (seconds). A clip over 30 s that plays
     several indexed recordings gets one result per recording, in the clip's order, each with
     query_start_s and query_end_s (the span of the clip in it; offset_s is where that span
-    starts in the recording). matched (match mode): the clip
-    is in that recording (the model's calibrated decision: at most 1 % of clips from no indexed
-    recording are claimed); confidence: the calibrated probability of that (0..1; null for a model
-    without a fitted decision); "matched": false at the top means the clip is in no indexed
-    recording (the nearest are still listed). Each result's "tags": the recording's tags (title,
-    artist, album, genre, track, ...), duration_s, sample_rate_hz, channels. --where and --under
-    search only the recordings that pass (k come back when k pass). Exit code 3 if some clip failed.
+    starts in the recording). matched (match mode): the clip is in that recording (the model's
+    fitted decision at the operating point for the clip's length: at most 1 % of the fit data's
+    clips from no indexed recording claimed; stricter where `audio2vec calibrate` was run on this
+    index); confidence: the probability of that (0..1; null for a model without a fitted
+    decision); "matched": false at the top means the clip is in no indexed recording (the nearest
+    are still listed). Each result's "tags": the recording's tags (title, artist, album, genre,
+    track, ...), duration_s, sample_rate_hz, channels. --where and --under search only the
+    recordings that pass (k come back when k pass). Exit code 3 if some clip failed.
     """
     with _engine(index, config, model=model, catalog_url=catalog_url) as engine:
         results = engine.query_batch(clips, k=k, mode=mode.value if mode else None, where=where, under=under)
@@ -404,6 +405,42 @@ def _scratch_engine(index, config, model):
         return
     with tempfile.TemporaryDirectory(prefix="audio2vec-") as tmp, _engine(tmp, config, create=True, model=model) as engine:
         yield engine
+
+
+@app.command()
+def calibrate(
+    index: IndexOpt = None,
+    target: Annotated[float, typer.Option("--target", min=0.0001, max=0.5, help="Largest share of clips from no indexed recording that may be claimed.")] = 0.01,
+    clips: Annotated[int, typer.Option("--clips", min=50, help="Backwards clips queried per clip length.")] = 1000,
+    lengths: Annotated[Optional[list[float]], typer.Option("--length", min=0.5, help="Clip length to calibrate (seconds; repeat). Default: 1, 3 and 10.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the clips.")] = 0,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).", show_default=False)] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    catalog_url: CatalogOpt = None,
+) -> None:
+    """Fit the match claims to this index: play clips of its own recordings backwards and four
+    semitones higher or lower (clips of no indexed recording that sound like the library), query them, and raise the confidence a claim
+    needs, per clip length, until at most TARGET of them are claimed (never below the model's own
+    operating point). Stored in the index (calibration.json) and used by every later query; run it
+    again after the library has grown a lot. Prints, per length, the clips, the confidence needed,
+    how many were still claimed and the 95 % upper bound of that rate.
+    """
+    from .calibration import LENGTHS
+    from .progress import progress_bar
+
+    with _engine(index, config, catalog_url=catalog_url) as engine:
+        with progress_bar(progress) as bar:
+            task = bar.add_task("calibrating claims", total=clips * len(lengths or LENGTHS))
+            result = engine.calibrate(target=target, clips=clips, lengths=tuple(lengths or LENGTHS), seed=seed,
+                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        print(json.dumps(result.as_dict()))
+        return
+    print(f"library {result.files} files, {result.library_hours:.2f} h; target: at most {result.target:.2%} of outsider clips claimed")
+    for c in result.lengths:
+        print(f"{c.seconds:g} s: {c.clips} backwards clips; confidence needed {c.threshold:.4f} (model: {c.model_threshold:.4f}); "
+              f"claimed {c.claimed} ({c.claimed / max(1, c.clips):.2%}, 95 % upper bound {c.upper95:.2%})")
 
 
 @app.command()

@@ -60,6 +60,7 @@ class SearchEngine(Generations, Searching, Inspection):
         self.store = VectorStore(self.dir / STORE_FILE, encoder.dim)
         self._exact = False  # whether the store holds every committed segment's vector
         self._batch_files: dict | None = None  # catalog rows read during one query_batch
+        self._calibration, self._calibration_stamp = None, 0  # the index's calibration.json and its mtime
         self.generation = -1
         self.refresh()
 

@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .decision import log_odds, part, probability
 
 @dataclass(frozen=True)
 class Match:
@@ -470,19 +471,20 @@ def claim_basis(f: dict) -> np.ndarray:
 
 
 def claim_confidence(f: dict, decision: dict) -> float:
-    """Calibrated probability (0..1) that the clip is in the match's recording: the logistic
-    regression stored with the model (``match_decision`` in its config.json: ``mean``, ``scale``,
-    ``coef`` over :func:`claim_basis`, and ``intercept``)."""
-    x = (claim_basis(f) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
-    z = float(np.dot(x, decision["coef"]) + decision["intercept"])
-    return float(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+    """Probability (0..1) that the clip is in the match's recording, by the decision fitted with
+    the model (``match_decision`` in its config.json: a logistic regression or boosted trees over
+    :func:`claim_basis`, see :mod:`search_engine.decision`), for a clip as likely to be from the
+    library as not."""
+    return probability(log_odds(claim_basis(f), part(decision, f["duration_s"])))
 
 
 def claim_threshold(decision: dict, duration_s: float) -> float:
     """The operating point of a fitted decision for a clip of ``duration_s`` seconds: the
     confidence a claim needs. ``thresholds`` (``{seconds: confidence}``, each chosen so that at
     most the target share of outsider clips of that length is claimed) interpolated in log
-    duration and held constant outside; else the one ``threshold``."""
+    duration and held constant outside; else the one ``threshold``. A ``"by_length"`` decision
+    uses the part for that length (:func:`search_engine.decision.part`)."""
+    decision = part(decision, duration_s)
     table = decision.get("thresholds")
     if not table:
         return float(decision["threshold"])

@@ -27,7 +27,6 @@ from .query import (
     best_offsets,
     claim_confidence,
     claim_features,
-    claim_threshold,
     clip_level_db,
     neighbour_background,
     pool,
@@ -241,15 +240,36 @@ class Searching:
         decision, matched when it reaches the decision's operating point; a model without one, or
         ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
         decision = self.match_decision
+        need = self.claim_threshold(duration_s) if decision and matches else None  # one length: one operating point
         out = []
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= claim_threshold(decision, duration_s)
+                ok = conf >= need
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
         return out
+
+    def claim_threshold(self, duration_s: float) -> float:
+        """The confidence a claim for a clip of ``duration_s`` seconds needs: the model's operating
+        point, or this index's own calibration where stricter (:mod:`search_engine.calibration`)."""
+        from . import calibration
+
+        path = self.dir / calibration.FILE_NAME
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if self._calibration_stamp != stamp:  # read again when `calibrate` rewrote it
+            self._calibration, self._calibration_stamp = calibration.load(self.dir) if stamp else None, stamp
+        return calibration.threshold(self.match_decision, duration_s, self._calibration, self.encoder.model_id)
+
+    def calibrate(self, **options):
+        """Fit the claims' operating point to this index and store it (see
+        :func:`search_engine.calibration.calibrate` for ``options``)."""
+        from . import calibration
+
+        result = calibration.calibrate(self, **options)
+        calibration.save(result, self.dir)
+        return result
 
     def match_threshold(self, duration_s: float, library_hours: float | None = None) -> float:
         """Largest best-alignment distance that counts as found for a clip of ``duration_s`` seconds.

@@ -72,8 +72,43 @@ def test_confidence_is_a_probability_that_falls_with_distance():
 
 
 def test_shipped_model_has_a_fitted_decision(engine):
+    from search_engine.decision import part
+
     d = engine.match_decision
-    assert d is not None and len(d["coef"]) == len(d["mean"]) == len(d["scale"]) == 11 and 0 < d["threshold"] < 1
+    assert d is not None and len(d["basis"]) == 11
+    for seconds in (1.0, 3.0, 10.0):
+        p = part(d, seconds)
+        assert p.get("kind", "logistic") in ("logistic", "trees")
+        assert 0 < engine.claim_threshold(seconds) < 1
+        if p.get("kind", "logistic") == "logistic":
+            assert len(p["coef"]) == len(p["mean"]) == len(p["scale"]) == 11
+    if d.get("kind") == "by_length":  # 1 s clips are judged apart from 3-10 s ones
+        assert part(d, 1.0) is not part(d, 3.0) and part(d, 3.0) is part(d, 10.0)
+
+
+def test_trees_decision_equals_sklearn():
+    """The stored trees give the log-odds of the boosted model they were read from (numpy only)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from search_engine.decision import log_odds, trees_from_sklearn
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] - 0.5 * X[:, 1] ** 2 + 0.3 * rng.normal(size=400) > 0).astype(int)
+    w = np.where(y == 1, 1.0, 3.0)  # weighted, so that the prior is not the plain share
+    model = GradientBoostingClassifier(max_depth=2, n_estimators=30, learning_rate=0.1, subsample=0.8, random_state=0).fit(X, y, sample_weight=w)
+    d = trees_from_sklearn(model)
+    ours = np.array([log_odds(x, d) for x in X[:50]])
+    assert np.allclose(ours, model.decision_function(X[:50]), atol=1e-5)
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    hist = HistGradientBoostingClassifier(max_depth=3, max_iter=20, monotonic_cst=[1, 0, 0, 0], random_state=0).fit(X, y, sample_weight=w)
+    dh = trees_from_sklearn(hist)
+    assert np.allclose([log_odds(x, dh) for x in X[:50]], hist.decision_function(X[:50]), atol=1e-5)
+    logistic = {"mean": [0.0] * 4, "scale": [2.0] * 4, "coef": [1.0, 0, 0, 0], "intercept": -1.0}
+    assert log_odds(np.array([4.0, 0, 0, 0]), logistic) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        log_odds(X[0], {"kind": "forest"})
 
 
 def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
@@ -86,7 +121,7 @@ def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
         assert [list(f) for f in res.features] == [list(CLAIM_FEATURES)] * len(res.matches)
         assert all(0.0 <= m.confidence <= 1.0 for m in res.matches)
         assert all(not m.matched for m in res.matches[1:])  # a second recording is never claimed beside the first
-    assert unrelated.matched is False and unrelated.confidence < engine.match_decision["threshold"]
+    assert unrelated.matched is False and unrelated.confidence < engine.claim_threshold(5.0)
     similar = engine.query_batch([(y[4 * SR : 9 * SR], SR)], k=1, mode="similar")[0]
     assert similar.confidence is None and similar.matches[0].confidence is None
 
@@ -96,4 +131,67 @@ def test_compare_uses_the_same_decision(engine):
     part = engine.compare((y, SR), (y[3 * SR : 7 * SR], SR))
     assert part.contains and part.confidence >= 0.9 and abs(part.offset_s - 3.0) <= 0.1
     no = engine.compare((y, SR), (other[3 * SR : 7 * SR], SR))
-    assert not no.contains and no.confidence < engine.match_decision["threshold"]
+    assert not no.contains and no.confidence < engine.claim_threshold(4.0)
+
+
+def test_operating_point_bound_and_threshold_never_lower():
+    from search_engine.calibration import Calibration, LengthCalibration, operating_point, threshold, upper95
+
+    conf = np.linspace(0, 1, 1000, endpoint=False)  # 0.000, 0.001, ..., 0.999
+    t = operating_point(conf, 0.01)
+    assert np.sum(conf >= t) == 10 and t <= 0.9891  # the 11th highest (0.989) is refused
+    assert upper95(0, 1000) == pytest.approx(0.002991, abs=2e-6)  # 1 - 0.05 ** (1 / 1000)
+    assert 0.01 < upper95(10, 1000) < 0.02 and upper95(5, 5) == 1.0
+    decision = {"threshold": 0.6}
+    cal = Calibration(target=0.01, model_id="m", library_hours=10.0, files=100, lengths=[
+        LengthCalibration(1.0, 1000, 0.6, 0.9, 8, 0.015), LengthCalibration(10.0, 1000, 0.6, 0.6, 1, 0.004)])
+    assert threshold(decision, 1.0, cal, "m") == pytest.approx(0.9)
+    assert threshold(decision, 10.0, cal, "m") == pytest.approx(0.6)
+    assert 0.6 < threshold(decision, 3.0, cal, "m") < 0.9  # log-duration interpolation
+    assert threshold(decision, 0.3, cal, "m") == pytest.approx(0.9)  # held outside
+    assert threshold(decision, 1.0, cal, "other model") == 0.6 and threshold(decision, 1.0, None) == 0.6
+    assert Calibration.from_dict(cal.as_dict()) == cal
+
+
+def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
+    """``calibrate`` queries backwards clips of the library, stores per-length operating points
+    no lower than the model's, and later queries decide with them; excerpts keep their claims."""
+    import shutil
+
+    from search_engine import SearchEngine
+    from search_engine.calibration import backwards_clips
+
+    y = np.arange(SR * 3, dtype=np.float32)
+    clip = backwards_clips(lambda p: y, [("a", 3.0)], 1.0, 1, sr=SR, shift_semitones=0)[0]
+    assert len(clip) == SR and np.all(np.diff(clip) < 0)  # played backwards
+    assert backwards_clips(lambda p: y, [("a", 0.5)], 1.0, 3, sr=SR) == []  # too short
+    tone = np.sin(2 * np.pi * 440 * np.arange(SR * 4) / SR).astype(np.float32)
+    for c in backwards_clips(lambda p: tone, [("a", 4.0)], 1.0, 6, sr=SR):  # four semitones up or down
+        peak = np.argmax(np.abs(np.fft.rfft(c))) * SR / len(c)
+        assert len(c) == SR and min(abs(peak - 440 * 2 ** (4 / 12)), abs(peak - 440 * 2 ** (-4 / 12))) < 3
+    folder = tmp_path / "idx"
+    shutil.copytree(built_index, folder)
+    with SearchEngine.open(folder) as e:
+        before = e.claim_threshold(3.0)
+        seen = []
+        cal = e.calibrate(target=0.05, clips=40, lengths=(1.0, 3.0), progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1] == (80, 80) and (folder / "calibration.json").exists()
+        assert [c.seconds for c in cal.lengths] == [1.0, 3.0] and all(c.clips == 40 for c in cal.lengths)
+        for c in cal.lengths:
+            assert c.threshold >= c.model_threshold and c.claimed <= 0.05 * 40 and c.claimed / 40 <= c.upper95 <= 1
+        assert e.claim_threshold(3.0) == pytest.approx(max(before, cal.lengths[1].threshold))
+        path, wave = list(library.items())[1]
+        res = e.query_batch([(wave[5 * SR : 8 * SR], SR)], k=1)[0]
+        assert res.matches[0].path == path and res.matched
+    # the command: a thin shell over the same call, --json one object
+    import json
+
+    from typer.testing import CliRunner
+
+    from search_engine.cli import app
+
+    out = CliRunner().invoke(app, ["calibrate", "--index", str(folder), "--clips", "50", "--length", "3", "--json", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [c["seconds"] for c in got["lengths"]] == [3.0] and got["lengths"][0]["clips"] == 50 and got["target"] == 0.01
+    assert json.loads((folder / "calibration.json").read_text()) == got

@@ -15,7 +15,7 @@ from synth import SR, tune
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["index", "query", "remove", "stats", "train"])
+@pytest.mark.parametrize("command", ["index", "query", "remove", "stats", "train", "calibrate"])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
