@@ -70,6 +70,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, machine, without_shared_music, write_result  # noqa: E402
 from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
+from search_engine.catalog import path_key  # noqa: E402
 
 SR = 16000
 DURATIONS = (3.0, 10.0)
@@ -296,7 +297,7 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
     try:
         engine = SearchEngine.create(tmp / "idx", model=model)
         report = Indexer(engine, workers=1).add(data["library"] + list(distractors or []))
-        lib_paths = {str(Path(p).resolve()) for p in data["library"] + list(distractors or [])}
+        lib_paths = {path_key(p) for p in data["library"] + list(distractors or [])}
         print(f"[{split}] library {report.added} files, {report.audio_s / 60:.1f} min", file=sys.stderr, flush=True)
         # clips: (kind, source, path, truth, seconds, start)
         clips = []
@@ -304,15 +305,15 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
             y = load16(p)
             src = "stk" if str(p).startswith(str(STK_MUSIC)) else "music21"
             for s in durations:
-                clips += [("inside", src, str(Path(p).resolve()), str(Path(p).resolve()), s, t) for t in cut(y, s, per_file_in, rng)]
+                clips += [("inside", src, path_key(p), path_key(p), s, t) for t in cut(y, s, per_file_in, rng)]
                 # the library's own recordings played backwards: outsiders with the library's sound
                 # (what ``audio2vec calibrate`` makes on a user's index)
-                clips += [("outside", "reversed", str(Path(p).resolve()), None, s, t) for t in cut(y, s, reversed_per_file, rng)]
+                clips += [("outside", "reversed", path_key(p), None, s, t) for t in cut(y, s, reversed_per_file, rng)]
         for src, files in data["outsiders"].items():
             for p in files:
                 y = load16(p)
                 for s in durations:
-                    clips += [("outside", src, str(Path(p).resolve()), None, s, t) for t in cut(y, s, per_file_out, rng)]
+                    clips += [("outside", src, path_key(p), None, s, t) for t in cut(y, s, per_file_out, rng)]
         audio_cache: dict[str, np.ndarray] = {}
 
         def audio(path):  # every file is decoded once and kept (the plan visits them in random order)
@@ -324,7 +325,7 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
         for fast, base in data["fast"]:
             y = load16(fast)
             for s in durations:
-                plan += [(("inside", "stk_fast", str(fast.resolve()), str(base.resolve()), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
+                plan += [(("inside", "stk_fast", path_key(fast), path_key(base), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
         # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
         plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))][:max_clips]
         out = CACHE / f"claims_{split}_{model}{tag}.json"
@@ -383,7 +384,7 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="a2v_claims_cal_"))
     try:
         with SearchEngine.create(tmp / "idx", model=model) as engine:
-            Indexer(engine, workers=1).add(data["library"], show_progress_bar=False)
+            Indexer(engine, workers=1).add(data["library"])
             t0 = time.perf_counter()
             cal = engine.calibrate(clips=clips, progress=lambda d, n: print(f"[calibrate] {d}/{n}", file=sys.stderr, flush=True) if d % 640 == 0 else None)
             seconds = time.perf_counter() - t0

@@ -49,6 +49,7 @@ from common import CACHE, heldout_music, machine, music_library_2h, sharing_musi
 from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
 from search_engine.audio import load  # noqa: E402
+from search_engine.catalog import path_key  # noqa: E402
 
 KINDS = ("transcode", "resample", "trim", "contained", "intro", "faster")
 
@@ -159,20 +160,20 @@ def pairs_of(groups) -> set[frozenset]:
 
 def score(found: list, true_groups: list[list[Path]], kinds: dict, truth: dict) -> dict:
     pred = [[f["path"] for f in g.files] for g in found]
-    true_pairs = pairs_of([[str(Path(p).resolve()) for p in g] for g in true_groups])
+    true_pairs = pairs_of([[path_key(p) for p in g] for g in true_groups])
     pred_pairs = pairs_of(pred)
     tp = len(true_pairs & pred_pairs)
     per_kind = {}
     for copy, kind in kinds.items():
         orig = truth[copy][0]
-        hit = frozenset((str(Path(copy).resolve()), str(Path(orig).resolve()))) in pred_pairs
+        hit = frozenset((path_key(copy), path_key(orig))) in pred_pairs
         per_kind.setdefault(kind, []).append(hit)
-    exact = sum(1 for g in true_groups if sorted(str(Path(p).resolve()) for p in g) in [sorted(p) for p in pred])
+    exact = sum(1 for g in true_groups if sorted(path_key(p) for p in g) in [sorted(p) for p in pred])
     # spans: groups of two only (a three-file group's spans are unions)
     errors, by_kind = [], {}
     spans = {f["path"]: (f["start_s"], f["end_s"]) for g in found if len(g.files) == 2 for f in g.files}
     for copy, (orig, t) in truth.items():
-        c, o = str(Path(copy).resolve()), str(Path(orig).resolve())
+        c, o = path_key(copy), path_key(orig)
         if c in spans and o in spans and sum(1 for g in true_groups if Path(orig) == g[0] and len(g) == 2):
             for key, path in (("copy", c), ("original", o)):
                 e = [abs(spans[path][0] - t[key][0]), abs(spans[path][1] - t[key][1])]
@@ -219,7 +220,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="a2v_dups_"))
     try:
         with SearchEngine.create(work / "planted") as engine:
-            report = Indexer(engine).add(files, show_progress_bar=False)
+            report = Indexer(engine).add(files)
             assert not report.failed, report.failed
             found, seconds, _ = timed(engine, args.repeats)
         planted = score(found, groups, kinds, truth)
@@ -241,16 +242,16 @@ def main(argv=None) -> int:
         if not args.no_timing:
             lib = music_library_2h()
             with SearchEngine.create(work / "twohours") as engine:
-                rep = Indexer(engine).add(lib, show_progress_bar=False)
+                rep = Indexer(engine).add(lib)
                 found, seconds, times = timed(engine, args.repeats)
             stems = {}
             for p in lib:
                 stems.setdefault(_piece(p), []).append(p)
             true_groups = [g for g in stems.values() if len(g) > 1]
-            fast = {str(Path(p).resolve()) for p in lib if _piece(p).endswith(("_fast", "_f"))}
+            fast = {path_key(p) for p in lib if _piece(p).endswith(("_fast", "_f"))}
             pred = pairs_of([[f["path"] for f in g.files] for g in found])
             scored = {p for p in pred if not (p & fast)}
-            true_pairs = {p for p in pairs_of([[str(Path(x).resolve()) for x in g] for g in true_groups]) if not (p & fast)}
+            true_pairs = {p for p in pairs_of([[path_key(x) for x in g] for g in true_groups]) if not (p & fast)}
             tp = len(scored & true_pairs)
             result["two_hours"] = {
                 "files": rep.added, "minutes": round(rep.audio_s / 60, 1), "seconds_median": round(seconds, 2),

@@ -43,6 +43,7 @@ from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
 from search_engine.audio import load  # noqa: E402
 from search_engine.audio2vec import augment  # noqa: E402
+from search_engine.catalog import path_key  # noqa: E402
 
 SR = 16000
 CONDITIONS = ("clean", "noise10", "noise0", "mp3_32k", "room", "tempo5")
@@ -79,13 +80,13 @@ def cut_clips(files, durations, per_file: int, rng) -> tuple[list, dict]:
     """``[(path, seconds, start)]`` and ``{path: waveform}``: the same start times serve every condition."""
     sources, audio = [], {}
     for path in files:
-        y = audio[str(Path(path).resolve())] = load(path, sr=SR)[0]
+        y = audio[path_key(path)] = load(path, sr=SR)[0]
         for seconds in durations:
             if len(y) < (seconds + 1) * SR:
                 continue
             for _ in range(per_file):
                 start = float(rng.uniform(0, len(y) / SR - seconds))
-                sources.append((str(Path(path).resolve()), seconds, start))
+                sources.append((path_key(path), seconds, start))
     return sources, audio
 
 

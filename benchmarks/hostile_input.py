@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from common import REPO, machine, write_result  # noqa: E402
 from hostile_cases import BAD, GOOD, Case  # noqa: E402
 from synth import SR, tune  # noqa: E402
+from search_engine.catalog import path_key  # noqa: E402
 
 CLI = REPO / ".venv" / "bin" / "audio2vec"
 
@@ -285,7 +286,7 @@ def index_long_file(tmp: Path, hours: float) -> dict:
         "segments": summary and summary["index"]["segments"],
         "cli_max_rss_mib": r["max_rss_mib"],
         "error": None if r["exit"] == 0 else r["stderr"].strip().splitlines()[-1:],
-        "query_found_it": bool(line.get("results")) and line["results"][0]["path"] == str(path.resolve()),
+        "query_found_it": bool(line.get("results")) and line["results"][0]["path"] == path_key(path),
         "query_seconds": q["seconds"],
         "query_max_rss_mib": q["max_rss_mib"],
     }

@@ -47,6 +47,7 @@ from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
 from search_engine.audio import load  # noqa: E402
 from search_engine.audio2vec import augment  # noqa: E402
+from search_engine.catalog import path_key  # noqa: E402
 
 SR = 16000
 BOUNDARY_S, OFFSET_S = 2.5, 1.5
@@ -169,9 +170,9 @@ def main(argv=None) -> int:
     lib_files, unknown_files = split_data(args.split)
     index_dir = args.index or Path(tempfile.mkdtemp(prefix="a2v_long_"))
     engine = SearchEngine.create(index_dir)
-    report = Indexer(engine).add(lib_files, show_progress_bar=False)
-    library = {str(Path(p).resolve()): load(p, sr=SR)[0] for p in lib_files}
-    unknown = {str(Path(p).resolve()): load(p, sr=SR)[0] for p in unknown_files}
+    report = Indexer(engine).add(lib_files)
+    library = {path_key(p): load(p, sr=SR)[0] for p in lib_files}
+    unknown = {path_key(p): load(p, sr=SR)[0] for p in unknown_files}
     print(f"library {len(library)} files ({sum(len(y) for y in library.values()) / SR / 60:.0f} min), "
           f"unknown pool {len(unknown)} files", file=sys.stderr)
     totals = {"excerpts": 0, "found": 0, "found_at_a_repeat": 0, "claimed": 0, "false": 0, "unknown_s_claimed": 0.0}

@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from common import machine, stk_music_library, write_result  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
+from search_engine.catalog import path_key  # noqa: E402
 
 
 def clips_from(files, n: int, seconds: float = 3.0, seed: int = 0):
@@ -104,7 +105,7 @@ def run(kind: str, url: str | None, files, clips, client) -> dict:
                     t = time.perf_counter()
                     found = host.query(clip, k=5)
                     times.append(time.perf_counter() - t)
-                    top1 += bool(found) and found[0].path == str(Path(path).resolve())
+                    top1 += bool(found) and found[0].path == path_key(path)
                     answers.append([m.path for m in found])
                     t = time.perf_counter()  # the same clip, searched only among recordings over 2 minutes
                     only = host.query(clip, k=5, where="duration>120")

@@ -61,7 +61,7 @@ def dup_index(tmp_path_factory):
         sf.write(root / name, y, sr)
     folder = tmp_path_factory.mktemp("dups_index")
     with SearchEngine.create(folder) as engine:
-        Indexer(engine).add([root], show_progress_bar=False)
+        Indexer(engine).add([root])
     return folder, root
 
 
