@@ -386,7 +386,7 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
         with SearchEngine.create(tmp / "idx", model=model) as engine:
             Indexer(engine, workers=1).add(data["library"])
             t0 = time.perf_counter()
-            cal = engine.calibrate(clips=clips, progress=lambda d, n: print(f"[calibrate] {d}/{n}", file=sys.stderr, flush=True) if d % 640 == 0 else None)
+            cal = engine.calibrate(clips=clips, on_progress=lambda d, n, _: print(f"[calibrate] {d}/{n}", file=sys.stderr, flush=True) if d % 640 == 0 else None)
             seconds = time.perf_counter() - t0
             decision, model_id = engine.match_decision, engine.encoder.model_id
     finally:

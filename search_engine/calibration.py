@@ -125,7 +125,7 @@ def backwards_clips(load: Callable[[str], np.ndarray], files: list[tuple[str, fl
 
 
 def calibrate(engine, *, target: float = 0.01, clips: int = 1000, lengths=LENGTHS, max_files: int = 200, seed: int = 0,
-              progress: Callable[[int, int], None] | None = None) -> Calibration:
+              on_progress: Callable[[int, int, str], None] | None = None) -> Calibration:
     """Measure backwards clips of the index's recordings and choose the operating point per length.
 
     Parameters
@@ -141,8 +141,8 @@ def calibrate(engine, *, target: float = 0.01, clips: int = 1000, lengths=LENGTH
         Clip lengths (seconds).
     max_files : int
         At most this many recordings (chosen at random) are decoded.
-    progress : callable, optional
-        ``progress(done, total)`` after each batch of queries.
+    on_progress : callable, optional
+        ``on_progress(done, total, item)`` after each batch of queries (:mod:`search_engine.progress`).
 
     Returns
     -------
@@ -179,8 +179,8 @@ def calibrate(engine, *, target: float = 0.01, clips: int = 1000, lengths=LENGTH
             answers = engine.query_batch([(w, sr) for w in waves[b:b + batch]], k=1, mode="match")
             conf += [a.confidence if a.confidence is not None else 0.0 for a in answers]
             done += len(waves[b:b + batch])
-            if progress is not None:
-                progress(done, clips * len(lengths))
+            if on_progress is not None:
+                on_progress(done, clips * len(lengths), f"{seconds:g} s clips")
         conf = np.array(conf)
         own = claim_threshold(decision, float(seconds))
         chosen = max(own, operating_point(conf, target)) if len(conf) else own

@@ -427,13 +427,9 @@ def calibrate(
     how many were still claimed and the 95 % upper bound of that rate.
     """
     from .calibration import LENGTHS
-    from .progress import progress_bar
 
-    with _engine(index, config, catalog_url=catalog_url) as engine:
-        with progress_bar(progress) as bar:
-            task = bar.add_task("calibrating claims", total=clips * len(lengths or LENGTHS))
-            result = engine.calibrate(target=target, clips=clips, lengths=tuple(lengths or LENGTHS), seed=seed,
-                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with _engine(index, config, catalog_url=catalog_url) as engine, progress_bar(progress, "calibrating claims") as on_progress:
+        result = engine.calibrate(target=target, clips=clips, lengths=tuple(lengths or LENGTHS), seed=seed, on_progress=on_progress)
     if as_json:
         print(json.dumps(result.as_dict()))
         return

@@ -174,7 +174,7 @@ def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
     with SearchEngine.open(folder) as e:
         before = e.claim_threshold(3.0)
         seen = []
-        cal = e.calibrate(target=0.05, clips=40, lengths=(1.0, 3.0), progress=lambda done, total: seen.append((done, total)))
+        cal = e.calibrate(target=0.05, clips=40, lengths=(1.0, 3.0), on_progress=lambda done, total, item: seen.append((done, total)))
         assert seen[-1] == (80, 80) and (folder / "calibration.json").exists()
         assert [c.seconds for c in cal.lengths] == [1.0, 3.0] and all(c.clips == 40 for c in cal.lengths)
         for c in cal.lengths:
