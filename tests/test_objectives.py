@@ -294,3 +294,47 @@ def test_the_distill_objective_trains_a_loadable_model_from_teacher_vectors(tmp_
     other = _fake_teacher(tmp_path / "other", [tmp_path / "elsewhere.wav"] if (sf.write(tmp_path / "elsewhere.wav", tune(5, 2.0), SR) or True) else [])
     with pytest.raises(Exception, match="none of the teacher"):
         train([kinds_dir], out=tmp_path / "y", config=TrainConfig(objective="distill", teacher_vectors=str(other)), verbose=0, log=lambda m: None)
+
+
+def test_a_model_teacher_embeds_the_windows_another_teacher_chose_and_teachers_combine(tmp_path, kinds_dir):
+    """teachers.model_teacher_vectors: the shipped similar space's vectors of the windows a teacher
+    folder chose (aligned), others spread over each file; combine_teachers: weighted unit vectors
+    side by side, a missing window filled with that teacher's mean; the trainer reads the result."""
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import combine_teachers, model_teacher_vectors, spread_starts
+    from search_engine.features import normalize_windows
+
+    files = sorted(kinds_dir.rglob("*.wav"))
+    fake = _fake_teacher(tmp_path / "fake", files[:-1], dim=16)
+    own = load_teacher_vectors(model_teacher_vectors(files, tmp_path / "own", model="default", like=fake, per_file=2, log=lambda m: None))
+    ft = load_teacher_vectors(fake)
+    enc = Encoder.load("default").similar
+    assert own["vectors"].shape[1] == enc.dim and own["meta"]["teacher"].startswith("audio2vec:default")
+    for i, p in enumerate(files):
+        key = str(p.resolve())
+        mine = own["start_frame"][own["file_index"] == own["paths"].index(key)]
+        mel = log_mel(sf.read(p)[0].astype(np.float32), settings=enc.features)
+        if i < len(files) - 1:  # aligned with the other teacher's windows of the same file
+            assert mine.tolist() == ft["start_frame"][ft["file_index"] == ft["paths"].index(key)].tolist()
+        else:
+            assert mine.tolist() == spread_starts(len(mel), window_frames=64, hop_frames=64, n=2).tolist()
+    # a window's vector is the similar space's vector of that clean window
+    j = own["paths"].index(str(files[-1].resolve()))
+    s0 = int(own["start_frame"][own["file_index"] == j][-1])
+    mel = log_mel(sf.read(files[-1])[0].astype(np.float32), settings=enc.features)
+    want = enc.encode_windows(normalize_windows(mel[None, s0 : s0 + 64], top_db=enc.features.top_db))[0]
+    assert np.allclose(own["vectors"][own["file_index"] == j][-1], want, atol=1e-4)
+    assert spread_starts(64 * 10 + 63, window_frames=64, hop_frames=64, n=2).tolist() == [0, 576]
+
+    both = load_teacher_vectors(combine_teachers([(tmp_path / "own", 1.0), (fake, 0.5)], tmp_path / "both"))
+    assert both["vectors"].shape == (len(own["vectors"]) + len(ft["vectors"]) - len(set(
+        zip([own["paths"][i] for i in own["file_index"]], own["start_frame"].tolist())) & set(
+        zip([ft["paths"][i] for i in ft["file_index"]], ft["start_frame"].tolist()))), enc.dim + 16)
+    norms = np.linalg.norm(both["vectors"][:, enc.dim:], axis=1)
+    unit_f = ft["vectors"] / np.linalg.norm(ft["vectors"], axis=1, keepdims=True)
+    filled = np.linalg.norm(0.5 * unit_f.mean(axis=0))
+    assert np.all(np.isclose(norms, 0.5, atol=1e-4) | np.isclose(norms, filled, atol=1e-4))  # own or the mean
+    assert np.isclose(norms, filled, atol=1e-4).sum() == len(both["vectors"]) - len(ft["vectors"])
+    cfg = TrainConfig(objective="distill", epochs=1, steps_per_epoch=2, batch_size=8, teacher_vectors=str(tmp_path / "both"))
+    out = train([kinds_dir], out=tmp_path / "d", config=cfg, init="default", verbose=0, log=lambda m: None)
+    assert json.loads((out / "config.json").read_text())["training"]["distilled"]["windows"] == len(both["vectors"])
