@@ -193,10 +193,10 @@ def test_a_list_of_similar_models_is_one_ensemble_model(tmp_path, kinds_dir):
     match = tmp_path / "match"
     shutil.copytree(Encoder.load("default").folder, match)
     config = json.loads((match / "config.json").read_text())
-    (match / "config.json").write_text(json.dumps({**config, "similar_model": ["similar", "autoencoder"]}))
+    (match / "config.json").write_text(json.dumps({**config, "similar_model": ["similar", "default"]}))
     enc = Encoder.load(match)
-    a, b, ens = Encoder.load("similar"), Encoder.load("autoencoder"), enc.similar
-    assert ens.name == "similar+autoencoder" and ens.dim == a.dim + b.dim
+    a, b, ens = Encoder.load("similar"), Encoder.load("default"), enc.similar
+    assert ens.name == "similar+default" and ens.dim == a.dim + b.dim
     assert len({ens.model_id, a.model_id, b.model_id}) == 3 and ens.model_id == Encoder.load(match).similar.model_id
     x = a.windows(tune(64, 3.0), hop_frames=64)[0]
     z = ens.encode_windows(x)
