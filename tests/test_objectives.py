@@ -338,3 +338,21 @@ def test_a_model_teacher_embeds_the_windows_another_teacher_chose_and_teachers_c
     cfg = TrainConfig(objective="distill", epochs=1, steps_per_epoch=2, batch_size=8, teacher_vectors=str(tmp_path / "both"))
     out = train([kinds_dir], out=tmp_path / "d", config=cfg, init="default", verbose=0, log=lambda m: None)
     assert json.loads((out / "config.json").read_text())["training"]["distilled"]["windows"] == len(both["vectors"])
+
+
+def test_runs_of_one_teacher_merge_into_one_folder(tmp_path, kinds_dir):
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import merge_teachers
+
+    files = sorted(kinds_dir.rglob("*.wav"))
+    a = load_teacher_vectors(_fake_teacher(tmp_path / "a", files[:3], dim=8, seed=1))
+    b = load_teacher_vectors(_fake_teacher(tmp_path / "b", files[2:], dim=8, seed=2))
+    m = load_teacher_vectors(merge_teachers([tmp_path / "a", tmp_path / "b"], tmp_path / "m"))
+    assert m["paths"] == [str(p.resolve()) for p in files]  # file 2 once, from the last folder
+    assert len(m["vectors"]) == (a["file_index"] < 2).sum() + len(b["vectors"])
+    j = m["paths"].index(str(files[2].resolve()))
+    assert np.array_equal(m["vectors"][m["file_index"] == j], b["vectors"][b["file_index"] == 0])
+    assert m["meta"]["merged_from"] == [str(tmp_path / "a"), str(tmp_path / "b")] and m["meta"]["files"] == len(files)
+    (tmp_path / "b" / "teacher.json").write_text(json.dumps({"teacher": "other", "sha256": "1" * 64, "dim": 8}))
+    with pytest.raises(Exception, match="differ"):
+        merge_teachers([tmp_path / "a", tmp_path / "b"], tmp_path / "x")

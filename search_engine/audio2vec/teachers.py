@@ -11,6 +11,7 @@ A teacher-vector folder (the format ``teacher/aisfx_teacher.py`` writes) holds
   ``similar_plus`` pair, as an index stores them) gives the same windows, read clean. Distilling
   a pair into one model this way (ensemble distillation) keeps what the pair knows while the
   index pays for one encoder.
+- :func:`merge_teachers`: runs of one teacher on different files, as one folder.
 - :func:`combine_teachers`: one folder whose window vectors are the teachers' unit vectors side
   by side, each scaled by its weight; a window that one teacher did not embed gets that teacher's
   mean unit vector there (after the student's PCA centring: no opinion), so every window of any
@@ -18,6 +19,7 @@ A teacher-vector folder (the format ``teacher/aisfx_teacher.py`` writes) holds
 
     python -m search_engine.audio2vec.teachers model AUDIO... --model default --out DIR [--like TEACHER_DIR]
     python -m search_engine.audio2vec.teachers combine DIR1:W1 DIR2:W2 --out DIR
+    python -m search_engine.audio2vec.teachers merge DIR_A DIR_B --out DIR     # one teacher, two runs
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def spread_starts(n_frames: int, *, window_frames: int, hop_frames: int, n: int)
     return np.asarray(st, np.int64)
 
 
-def model_windows(files, *, like: dict | None, window_frames: int, hop_frames: int, per_file: int) -> list[tuple[str, np.ndarray]]:
+def model_windows(files, *, like: dict | None) -> list[tuple[str, np.ndarray]]:
     """The windows to embed: per file its start frames in ``like`` (another teacher's folder, as
     loaded by :func:`~.objectives.load_teacher_vectors`) where it has them, else the first
     ``per_file`` of :func:`~search_engine.features.window_starts` at ``hop_frames`` (as the distill
@@ -93,7 +95,7 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
     enc = Encoder.load(model).similar.build()
     f = enc.features
     like_t = load_teacher_vectors(like) if like is not None else None
-    plan = model_windows(files, like=like_t, window_frames=f.window_frames, hop_frames=WHOLE_HOP_FRAMES, per_file=per_file)
+    plan = model_windows(files, like=like_t)
     paths, fidx, starts, vecs = [], [], [], []
     batch: list[np.ndarray] = []
 
@@ -168,6 +170,37 @@ def combine_teachers(folders_weights, out) -> Path:
                                 np.concatenate(parts, axis=1), meta)
 
 
+def merge_teachers(folders, out) -> Path:
+    """One teacher folder from several runs of the same teacher on different files (e.g. a pool
+    embedded in parts): their windows together; a file in several folders is taken from the last.
+    The teachers must agree (``teacher``, ``sha256``, ``dim`` of their ``teacher.json``)."""
+    from .objectives import load_teacher_vectors
+
+    runs = [load_teacher_vectors(d) for d in folders]
+    if not runs:
+        raise ParameterError("no teacher folders to merge")
+    for key in ("teacher", "sha256", "dim"):
+        if len({json.dumps(r["meta"].get(key)) for r in runs}) > 1:
+            raise ParameterError(f"the folders' teachers differ in {key!r}: merge only runs of one teacher")
+    owner = {}
+    for n, r in enumerate(runs):
+        for p in r["paths"]:
+            owner[str(Path(p).resolve())] = n
+    paths, fidx, starts, vecs = [], [], [], []
+    for n, r in enumerate(runs):
+        for i, p in enumerate(r["paths"]):
+            key = str(Path(p).resolve())
+            if owner[key] != n:
+                continue
+            sel = r["file_index"] == i
+            paths.append(key)
+            fidx.append(np.full(int(sel.sum()), len(paths) - 1, np.int32))
+            starts.append(r["start_frame"][sel])
+            vecs.append(r["vectors"][sel])
+    meta = {**{k: v for k, v in runs[-1]["meta"].items() if k not in ("files", "windows")}, "merged_from": [str(d) for d in folders]}
+    return write_teacher_folder(out, paths, np.concatenate(fidx), np.concatenate(starts), np.concatenate(vecs), meta)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -177,6 +210,9 @@ def main(argv=None) -> int:
     m.add_argument("--like", help="a teacher folder whose windows to embed for its files")
     m.add_argument("--per-file", type=int, default=2)
     m.add_argument("--out", required=True)
+    g = sub.add_parser("merge", help="merge runs of one teacher on different files")
+    g.add_argument("folders", nargs="+")
+    g.add_argument("--out", required=True)
     c = sub.add_parser("combine", help="combine teacher folders (DIR:WEIGHT ...)")
     c.add_argument("folders", nargs="+")
     c.add_argument("--out", required=True)
@@ -187,6 +223,8 @@ def main(argv=None) -> int:
         files = list(find_audio_files(args.paths))
         out = model_teacher_vectors(files, args.out, model=args.model, like=args.like, per_file=args.per_file,
                                     log=lambda s: print(s, file=sys.stderr, flush=True))
+    elif args.cmd == "merge":
+        out = merge_teachers(args.folders, args.out)
     else:
         fw = [(s.rsplit(":", 1)[0], float(s.rsplit(":", 1)[1])) if ":" in s else (s, 1.0) for s in args.folders]
         out = combine_teachers(fw, args.out)
@@ -198,4 +236,4 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 
 
-__all__ = ["model_teacher_vectors", "combine_teachers", "write_teacher_folder", "model_windows", "spread_starts"]
+__all__ = ["model_teacher_vectors", "combine_teachers", "merge_teachers", "write_teacher_folder", "model_windows", "spread_starts"]
