@@ -356,3 +356,24 @@ def test_runs_of_one_teacher_merge_into_one_folder(tmp_path, kinds_dir):
     (tmp_path / "b" / "teacher.json").write_text(json.dumps({"teacher": "other", "sha256": "1" * 64, "dim": 8}))
     with pytest.raises(Exception, match="differ"):
         merge_teachers([tmp_path / "a", tmp_path / "b"], tmp_path / "x")
+
+
+def test_a_model_teacher_of_several_models_is_their_ensemble(tmp_path, kinds_dir):
+    """``model=[a, b]``: each window's teacher vector is the two models' unit vectors side by
+    side over sqrt(2), as an index built with the ensemble stores them."""
+    from pathlib import Path
+
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import model_teacher_vectors
+    from search_engine.features import normalize_windows
+
+    files = sorted(kinds_dir.rglob("*.wav"))[:3]
+    seed = str(Path(__file__).resolve().parents[1] / "models" / "autoencoder")
+    t = load_teacher_vectors(model_teacher_vectors(files, tmp_path / "t", model=["similar", seed], log=lambda m: None))
+    a, b = Encoder.load("similar"), Encoder.load(seed)
+    assert t["vectors"].shape[1] == a.dim + b.dim and f"similar+{seed}" in t["meta"]["teacher"]
+    mel = log_mel(sf.read(files[0])[0].astype(np.float32), settings=a.features)
+    s0 = int(t["start_frame"][t["file_index"] == 0][0])
+    x = normalize_windows(mel[None, s0 : s0 + 64], top_db=a.features.top_db)
+    want = np.hstack([a.encode_windows(x), b.encode_windows(x)]) / np.sqrt(2)
+    assert np.allclose(t["vectors"][t["file_index"] == 0][0], want[0], atol=1e-4)

@@ -17,7 +17,7 @@ A teacher-vector folder (the format ``teacher/aisfx_teacher.py`` writes) holds
   mean unit vector there (after the student's PCA centring: no opinion), so every window of any
   teacher is kept. The student then reproduces the geometry of the weighted concatenation.
 
-    python -m search_engine.audio2vec.teachers model AUDIO... --model default --out DIR [--like TEACHER_DIR]
+    python -m search_engine.audio2vec.teachers model AUDIO... --model M [--model M2 ...] --out DIR [--like TEACHER_DIR]
     python -m search_engine.audio2vec.teachers combine DIR1:W1 DIR2:W2 --out DIR
     python -m search_engine.audio2vec.teachers merge DIR_A DIR_B --out DIR     # one teacher, two runs
 """
@@ -82,8 +82,9 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
     ----------
     files : audio paths (the training files)
     out : the folder to write
-    model : anything :meth:`Encoder.load` takes; its :attr:`~Encoder.similar` model embeds
-        (``default``: the shipped similar space, an ensemble's window vectors side by side)
+    model : anything :meth:`Encoder.load` takes, or a list of them; its :attr:`~Encoder.similar`
+        model embeds (``default``: the shipped similar space); a list is one :class:`Ensemble` (the
+        members' window vectors side by side, as an index built with them stores them)
     like : a teacher folder whose windows to embed for its files (aligned with it); other files
         get ``per_file`` windows (:func:`spread_starts`: every 1.024 s, spread evenly)
     """
@@ -92,7 +93,14 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
     from .train import _mel_power
     from ..audio import load
 
-    enc = Encoder.load(model).similar.build()
+    names = [model] if isinstance(model, str) else list(model)
+    if len(names) == 1:
+        enc = Encoder.load(names[0]).similar.build()
+    else:  # several models as one (their window vectors side by side, as an index's ensemble)
+        from .encoder import Ensemble
+
+        enc = Ensemble([Encoder.load(n).similar for n in names]).build()
+
     f = enc.features
     like_t = load_teacher_vectors(like) if like is not None else None
     plan = model_windows(files, like=like_t)
@@ -129,7 +137,7 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
     flush()
     if not paths:
         raise ParameterError("no usable training file to embed")
-    meta = {"teacher": f"audio2vec:{model} ({enc.name}, id {enc.model_id}), similar space, clean windows"}
+    meta = {"teacher": f"audio2vec:{'+'.join(map(str, names))} ({enc.name}, id {enc.model_id}), similar space, clean windows"}
     return write_teacher_folder(out, paths, np.concatenate(fidx), np.concatenate(starts), np.concatenate(vecs), meta)
 
 
@@ -206,7 +214,7 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("model", help="embed training windows with an Audio2Vec model")
     m.add_argument("paths", nargs="+")
-    m.add_argument("--model", default="default")
+    m.add_argument("--model", action="append", help="a model (name or folder); several: one ensemble (default: default)")
     m.add_argument("--like", help="a teacher folder whose windows to embed for its files")
     m.add_argument("--per-file", type=int, default=2)
     m.add_argument("--out", required=True)
@@ -221,7 +229,7 @@ def main(argv=None) -> int:
         from ..audio import find_audio_files
 
         files = list(find_audio_files(args.paths))
-        out = model_teacher_vectors(files, args.out, model=args.model, like=args.like, per_file=args.per_file,
+        out = model_teacher_vectors(files, args.out, model=args.model or ["default"], like=args.like, per_file=args.per_file,
                                     log=lambda s: print(s, file=sys.stderr, flush=True))
     elif args.cmd == "merge":
         out = merge_teachers(args.folders, args.out)
