@@ -90,8 +90,8 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
     """
     from .encoder import WHOLE_HOP_FRAMES, Encoder
     from .objectives import load_teacher_vectors
-    from .train import _mel_power
     from ..audio import load
+    from ..features import log_mel
 
     names = [model] if isinstance(model, str) else list(model)
     if len(names) == 1:
@@ -119,7 +119,7 @@ def model_teacher_vectors(files, out, *, model: str = "default", like=None, per_
         except DecodeError as exc:
             log(f"skipped {exc}")
             continue
-        mel_db = 10.0 * np.log10(np.maximum(_mel_power(y, f), 1e-10))
+        mel_db = log_mel(y, settings=f)  # dB, as the trainer's windows (its power, back in dB)
         if len(mel_db) < f.window_frames:  # the trainer skips these too
             continue
         if not len(st):
