@@ -588,6 +588,7 @@ def train(
     supcon_weight: Annotated[float, typer.Option("--supcon-weight", min=0.0, help="distill: weight of SupCon on folder labels added to the distillation loss.")] = 0.0,
     relation_weight: Annotated[float, typer.Option("--relation-weight", min=0.0, help="distill: weight of the similarity-matrix term.")] = 1.0,
     whiten: Annotated[bool, typer.Option("--whiten/--no-whiten", help="distill: whiten the teacher's PCA (each axis to unit variance) before normalising.")] = False,
+    band_shift: Annotated[int, typer.Option("--band-shift", min=0, help="distill: shift the student's view by up to this many mel bands (half of the windows); the teacher read it unshifted.")] = 0,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
 
@@ -600,7 +601,7 @@ def train(
     cfg = TrainConfig(
         objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed,
         teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
-        distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten,
+        distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten, distill_band_shift=band_shift,
     )
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err)

@@ -48,14 +48,19 @@ def check_compatible(settings: Settings, stored: dict):
         )
     # the model the index was built with, unless another one was asked for explicitly
     model = stored["model"] if settings.model == "default" else settings.model
+    from .audio2vec.encoder import bundled_model, bundled_models
+    from .audio2vec.retired import raise_if_retired
+
+    if model not in bundled_models() and not (Path(model).expanduser() / "config.json").is_file():
+        raise_if_retired(settings.index_dir, model)  # a bundled model of an earlier version, by name
     encoder = Encoder.load(model)
     if settings.model == "default" and encoder.model_id != stored.get("model_id"):
-        # built with a bundled model that is no longer the default (the seed autoencoder): use it
-        from .audio2vec.encoder import bundled_model
-
+        # built with a bundled model that is no longer the default: use it, if still bundled
         folder = bundled_model(stored.get("model_id"))
         if folder is not None:
             encoder = Encoder.load(folder)
+        else:
+            raise_if_retired(settings.index_dir, stored.get("model_id"))
     hop = int(stored["segment_hop_frames"])
     if hop % settings.query_phases:
         raise ParameterError(
@@ -100,6 +105,9 @@ def whole_encoder(stored: dict, encoder, index_dir: Path):
 
     folder = bundled_model(wanted)
     if folder is None:
+        from .audio2vec.retired import raise_if_retired
+
+        raise_if_retired(index_dir, wanted, space="similar")
         raise IndexMismatchError(
             f"index at {index_dir} was built with similar model {wanted}, which neither model {encoder.name!r} "
             "nor this audio2vec's bundled models are: rebuild the index (`audio2vec index YOUR_FOLDERS --index NEW_FOLDER`)"

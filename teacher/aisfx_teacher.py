@@ -164,7 +164,7 @@ def audio_files(paths: list[str], listfile: str | None) -> list[Path]:
     return files
 
 
-def embed_windows(files: list[Path], out: Path, hop_frames: int, max_windows: int) -> None:
+def embed_windows(files: list[Path], out: Path, hop_frames: int, max_windows: int, save_every: int = 200) -> None:
     out.mkdir(parents=True, exist_ok=True)
     digest = sha256(checkpoint_path())
     meta_path, vec_path = out / "teacher.json", out / "vectors.npz"
@@ -219,7 +219,7 @@ def embed_windows(files: list[Path], out: Path, hop_frames: int, max_windows: in
         if done % 200 == 0:
             el = time.time() - t0
             print(f"{done}/{len(files)} files, {sum(map(len, vecs))} windows, {el:.0f} s ({seconds / max(el, 1e-9):.0f}x realtime)", file=sys.stderr, flush=True)
-            if done % 1000 == 0:
+            if done % save_every == 0:  # checkpoint: a run stopped at any time leaves a usable cache
                 _save(vec_path, meta_path, paths, fidx, starts_all, vecs, digest, hop_frames, max_windows)
     flush()
     _save(vec_path, meta_path, paths, fidx, starts_all, vecs, digest, hop_frames, max_windows)
@@ -270,13 +270,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--hop-frames", type=int, default=64)
     ap.add_argument("--max-windows", type=int, default=8, help="at most this many windows per file")
+    ap.add_argument("--save-every", type=int, default=200, help="write the cache every this many files")
     ap.add_argument("--whole", choices=("first", "windows"), help="one vector per file instead (benchmarks)")
     args = ap.parse_args(argv)
     files = audio_files(args.paths, args.files)
     if args.whole:
         embed_whole(files, Path(args.out), args.whole)
     else:
-        embed_windows(files, Path(args.out), args.hop_frames, args.max_windows)
+        embed_windows(files, Path(args.out), args.hop_frames, args.max_windows, args.save_every)
     return 0
 
 

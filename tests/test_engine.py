@@ -177,17 +177,46 @@ def test_index_built_with_other_features_says_what_differs(tmp_path, library):
 
 
 def test_an_index_of_the_former_default_model_keeps_using_it(tmp_path, library):
-    """Indexes built when the autoencoder was the default model still open and answer with it."""
+    """An index whose recorded model is "default" but whose model id is another bundled model's
+    (built before the default changed) still opens and answers with that model."""
     from search_engine.audio2vec.encoder import bundled_models
     from search_engine.catalog import Catalog
 
-    assert {"default", "autoencoder"} <= set(bundled_models())
+    assert "default" in bundled_models() and "similar" in bundled_models()
     path, y = next(iter(library.items()))
-    with SearchEngine.create(tmp_path / "idx", model="autoencoder") as engine:
+    with SearchEngine.create(tmp_path / "idx", model="similar") as engine:
         Indexer(engine).add([path])
-        autoencoder_id = engine.encoder.model_id
+        similar_id = engine.encoder.model_id
         with engine.catalog.Session.begin() as s:
             Catalog.put_settings(s, {"model": "default"})  # as written before the default changed
     with SearchEngine.open(tmp_path / "idx") as engine:
-        assert engine.encoder.model_id == autoencoder_id and engine.model == "autoencoder"
+        assert engine.encoder.model_id == similar_id and engine.model == "similar"
+        assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path
+
+
+@pytest.mark.parametrize("recorded", ["default", "autoencoder"])
+def test_an_index_of_a_retired_model_is_told_to_rebuild(tmp_path, library, recorded):
+    """The seed autoencoder left the package (models/autoencoder in the repository): an index
+    built with it, recorded as the old default or by name, is refused with a message naming the
+    retired model and the command that rebuilds it; with the model's folder it still opens."""
+    from pathlib import Path
+
+    from search_engine.audio2vec.encoder import bundled_models
+    from search_engine.audio2vec.retired import RETIRED_MODELS
+    from search_engine.catalog import Catalog
+    from search_engine.errors import IndexMismatchError
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "autoencoder"
+    assert "autoencoder" not in bundled_models()
+    path, y = next(iter(library.items()))
+    with SearchEngine.create(tmp_path / "idx", model=str(folder)) as engine:
+        Indexer(engine).add([path])
+        assert RETIRED_MODELS[engine.encoder.model_id][0] == "autoencoder"
+        with engine.catalog.Session.begin() as s:
+            Catalog.put_settings(s, {"model": recorded})
+    with pytest.raises(IndexMismatchError) as err:
+        SearchEngine.open(tmp_path / "idx")
+    msg = str(err.value)
+    assert "'autoencoder'" in msg and "no longer bundles" in msg and "audio2vec index YOUR_FOLDERS" in msg
+    with SearchEngine.open(tmp_path / "idx", model=str(folder)) as engine:  # the old model, by folder
         assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path

@@ -193,10 +193,10 @@ def test_a_list_of_similar_models_is_one_ensemble_model(tmp_path, kinds_dir):
     match = tmp_path / "match"
     shutil.copytree(Encoder.load("default").folder, match)
     config = json.loads((match / "config.json").read_text())
-    (match / "config.json").write_text(json.dumps({**config, "similar_model": ["similar", "autoencoder"]}))
+    (match / "config.json").write_text(json.dumps({**config, "similar_model": ["similar", "default"]}))
     enc = Encoder.load(match)
-    a, b, ens = Encoder.load("similar"), Encoder.load("autoencoder"), enc.similar
-    assert ens.name == "similar+autoencoder" and ens.dim == a.dim + b.dim
+    a, b, ens = Encoder.load("similar"), Encoder.load("default"), enc.similar
+    assert ens.name == "similar+default" and ens.dim == a.dim + b.dim
     assert len({ens.model_id, a.model_id, b.model_id}) == 3 and ens.model_id == Encoder.load(match).similar.model_id
     x = a.windows(tune(64, 3.0), hop_frames=64)[0]
     z = ens.encode_windows(x)
@@ -294,3 +294,86 @@ def test_the_distill_objective_trains_a_loadable_model_from_teacher_vectors(tmp_
     other = _fake_teacher(tmp_path / "other", [tmp_path / "elsewhere.wav"] if (sf.write(tmp_path / "elsewhere.wav", tune(5, 2.0), SR) or True) else [])
     with pytest.raises(Exception, match="none of the teacher"):
         train([kinds_dir], out=tmp_path / "y", config=TrainConfig(objective="distill", teacher_vectors=str(other)), verbose=0, log=lambda m: None)
+
+
+def test_a_model_teacher_embeds_the_windows_another_teacher_chose_and_teachers_combine(tmp_path, kinds_dir):
+    """teachers.model_teacher_vectors: the shipped similar space's vectors of the windows a teacher
+    folder chose (aligned), others spread over each file; combine_teachers: weighted unit vectors
+    side by side, a missing window filled with that teacher's mean; the trainer reads the result."""
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import combine_teachers, model_teacher_vectors, spread_starts
+    from search_engine.features import normalize_windows
+
+    files = sorted(kinds_dir.rglob("*.wav"))
+    fake = _fake_teacher(tmp_path / "fake", files[:-1], dim=16)
+    own = load_teacher_vectors(model_teacher_vectors(files, tmp_path / "own", model="default", like=fake, per_file=2, log=lambda m: None))
+    ft = load_teacher_vectors(fake)
+    enc = Encoder.load("default").similar
+    assert own["vectors"].shape[1] == enc.dim and own["meta"]["teacher"].startswith("audio2vec:default")
+    for i, p in enumerate(files):
+        key = str(p.resolve())
+        mine = own["start_frame"][own["file_index"] == own["paths"].index(key)]
+        mel = log_mel(sf.read(p)[0].astype(np.float32), settings=enc.features)
+        if i < len(files) - 1:  # aligned with the other teacher's windows of the same file
+            assert mine.tolist() == ft["start_frame"][ft["file_index"] == ft["paths"].index(key)].tolist()
+        else:
+            assert mine.tolist() == spread_starts(len(mel), window_frames=64, hop_frames=64, n=2).tolist()
+    # a window's vector is the similar space's vector of that clean window
+    j = own["paths"].index(str(files[-1].resolve()))
+    s0 = int(own["start_frame"][own["file_index"] == j][-1])
+    mel = log_mel(sf.read(files[-1])[0].astype(np.float32), settings=enc.features)
+    want = enc.encode_windows(normalize_windows(mel[None, s0 : s0 + 64], top_db=enc.features.top_db))[0]
+    assert np.allclose(own["vectors"][own["file_index"] == j][-1], want, atol=1e-4)
+    assert spread_starts(64 * 10 + 63, window_frames=64, hop_frames=64, n=2).tolist() == [0, 576]
+
+    both = load_teacher_vectors(combine_teachers([(tmp_path / "own", 1.0), (fake, 0.5)], tmp_path / "both"))
+    assert both["vectors"].shape == (len(own["vectors"]) + len(ft["vectors"]) - len(set(
+        zip([own["paths"][i] for i in own["file_index"]], own["start_frame"].tolist())) & set(
+        zip([ft["paths"][i] for i in ft["file_index"]], ft["start_frame"].tolist()))), enc.dim + 16)
+    norms = np.linalg.norm(both["vectors"][:, enc.dim:], axis=1)
+    unit_f = ft["vectors"] / np.linalg.norm(ft["vectors"], axis=1, keepdims=True)
+    filled = np.linalg.norm(0.5 * unit_f.mean(axis=0))
+    assert np.all(np.isclose(norms, 0.5, atol=1e-4) | np.isclose(norms, filled, atol=1e-4))  # own or the mean
+    assert np.isclose(norms, filled, atol=1e-4).sum() == len(both["vectors"]) - len(ft["vectors"])
+    cfg = TrainConfig(objective="distill", epochs=1, steps_per_epoch=2, batch_size=8, teacher_vectors=str(tmp_path / "both"))
+    out = train([kinds_dir], out=tmp_path / "d", config=cfg, init="default", verbose=0, log=lambda m: None)
+    assert json.loads((out / "config.json").read_text())["training"]["distilled"]["windows"] == len(both["vectors"])
+
+
+def test_runs_of_one_teacher_merge_into_one_folder(tmp_path, kinds_dir):
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import merge_teachers
+
+    files = sorted(kinds_dir.rglob("*.wav"))
+    a = load_teacher_vectors(_fake_teacher(tmp_path / "a", files[:3], dim=8, seed=1))
+    b = load_teacher_vectors(_fake_teacher(tmp_path / "b", files[2:], dim=8, seed=2))
+    m = load_teacher_vectors(merge_teachers([tmp_path / "a", tmp_path / "b"], tmp_path / "m"))
+    assert m["paths"] == [str(p.resolve()) for p in files]  # file 2 once, from the last folder
+    assert len(m["vectors"]) == (a["file_index"] < 2).sum() + len(b["vectors"])
+    j = m["paths"].index(str(files[2].resolve()))
+    assert np.array_equal(m["vectors"][m["file_index"] == j], b["vectors"][b["file_index"] == 0])
+    assert m["meta"]["merged_from"] == [str(tmp_path / "a"), str(tmp_path / "b")] and m["meta"]["files"] == len(files)
+    (tmp_path / "b" / "teacher.json").write_text(json.dumps({"teacher": "other", "sha256": "1" * 64, "dim": 8}))
+    with pytest.raises(Exception, match="differ"):
+        merge_teachers([tmp_path / "a", tmp_path / "b"], tmp_path / "x")
+
+
+def test_a_model_teacher_of_several_models_is_their_ensemble(tmp_path, kinds_dir):
+    """``model=[a, b]``: each window's teacher vector is the two models' unit vectors side by
+    side over sqrt(2), as an index built with the ensemble stores them."""
+    from pathlib import Path
+
+    from search_engine.audio2vec.objectives import load_teacher_vectors
+    from search_engine.audio2vec.teachers import model_teacher_vectors
+    from search_engine.features import normalize_windows
+
+    files = sorted(kinds_dir.rglob("*.wav"))[:3]
+    seed = str(Path(__file__).resolve().parents[1] / "models" / "autoencoder")
+    t = load_teacher_vectors(model_teacher_vectors(files, tmp_path / "t", model=["similar", seed], log=lambda m: None))
+    a, b = Encoder.load("similar"), Encoder.load(seed)
+    assert t["vectors"].shape[1] == a.dim + b.dim and f"similar+{seed}" in t["meta"]["teacher"]
+    mel = log_mel(sf.read(files[0])[0].astype(np.float32), settings=a.features)
+    s0 = int(t["start_frame"][t["file_index"] == 0][0])
+    x = normalize_windows(mel[None, s0 : s0 + 64], top_db=a.features.top_db)
+    want = np.hstack([a.encode_windows(x), b.encode_windows(x)]) / np.sqrt(2)
+    assert np.allclose(t["vectors"][t["file_index"] == 0][0], want[0], atol=1e-4)

@@ -24,7 +24,7 @@ from .model import Architecture
 
 MODEL_FORMAT = 1
 BUNDLED_DIR = Path(__file__).parent / "weights"
-#: the default model (contrastive); ``weights/autoencoder`` keeps the seed model, the baseline
+#: the default model (contrastive); the seed autoencoder is no longer bundled (``models/autoencoder``, :mod:`.retired`)
 DEFAULT_MODEL_DIR = BUNDLED_DIR / "default"
 WEIGHT_FILES = {"encoder": "encoder.weights.h5", "g": "g.weights.h5", "decoder": "decoder.weights.h5"}
 #: the inference network (encoder + g) as ONNX, written by training (:mod:`.export`)
@@ -37,7 +37,7 @@ WHOLE_MAX_WINDOWS = 48
 
 
 def bundled_models() -> dict[str, Path]:
-    """Models shipped in the package, by name (``default``, ``autoencoder``)."""
+    """Models shipped in the package, by name (``default``, ``similar``, ...)."""
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
 
 
@@ -50,7 +50,7 @@ def bundled_model(model_id: str | None) -> Path | None:
 
 
 def resolve_model_dir(model: str | os.PathLike) -> Path:
-    """The name of a bundled model (``"default"``, ``"autoencoder"``) -> its folder; anything else
+    """The name of a bundled model (``"default"``, ``"similar"``) -> its folder; anything else
     is a folder path."""
     path = bundled_models().get(str(model)) or Path(model).expanduser()
     if not (path / "config.json").is_file():
