@@ -81,6 +81,25 @@ def test_concurrent_uploads_are_batched_and_each_gets_its_own_answer(service, li
             assert r.status_code == 200 and r.json()["query"] == name and r.json()["results"][0]["path"] == path
 
 
+def test_where_and_under_filter_the_search_as_the_cli(service, library, tmp_path):
+    client, engine = service
+    path, y = excerpt(library, 4, 3.0)  # tune4 is 28 s long: outside "duration<25"
+    clip = wav_bytes(y)
+    r = client.post("/query", params={"k": 5, "mode": "similar", "where": ["duration<25"]}, files={"clip": ("c.wav", clip, "audio/wav")})
+    assert r.status_code == 200, r.text
+    got = r.json()["results"]
+    passing = sorted(p for p in library if sf.info(p).duration < 25)
+    assert sorted(x["path"] for x in got) == passing and all(x["tags"]["duration_s"] < 25 for x in got)
+    api = engine.query_batch([(y, 16000)], k=5, mode="similar", where="duration<25")[0].as_dict()["results"]
+    assert [x["path"] for x in got] == [x["path"] for x in api]
+    r = client.post("/query", params={"where": ["duration<30"], "under": [str(tmp_path)]}, files={"clip": ("c.wav", clip, "audio/wav")})
+    assert r.status_code == 200 and r.json()["results"] == []  # nothing indexed under that folder
+    r = client.post("/query", params={"where": ["loudness>3"]}, files={"clip": ("c.wav", clip, "audio/wav")})
+    assert r.status_code == 422 and "unknown field" in r.json()["error"]
+    r = client.get("/similar", params={"path": list(library)[0], "k": 6, "where": "duration>=25"})
+    assert r.status_code == 200 and {x["path"] for x in r.json()["results"]} == {p for p in library if sf.info(p).duration >= 25}
+
+
 def test_not_found_is_matched_false(service):
     client, _ = service
     r = client.post("/query", files={"clip": ("outside.wav", wav_bytes(tune(999, 4.0)), "audio/wav")})

@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException
 
 from ..config import Settings
 from ..errors import Audio2VecError, DecodeError, ParameterError
+from ..filters import Filter
 
 STATIC = Path(__file__).parent / "static"
 #: longest passage ``/files/{id}/audio`` returns (seconds)
@@ -72,10 +73,11 @@ class QueryBatcher:
         self._thread = threading.Thread(target=self._run, name="audio2vec-query", daemon=True)
         self._thread.start()
 
-    def submit(self, y: np.ndarray, name: str, *, k: int | None, mode: str | None) -> concurrent.futures.Future:
-        """Queue a mono waveform at the model rate; the future gets its :class:`QueryResult`."""
+    def submit(self, y: np.ndarray, name: str, *, k: int | None, mode: str | None, filter=None) -> concurrent.futures.Future:
+        """Queue a mono waveform at the model rate (searched among the recordings ``filter``, a
+        :class:`~search_engine.filters.Filter`, lets through); the future gets its :class:`QueryResult`."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((y, name, k, mode, future))
+        self._queue.put((y, name, k, mode, filter, future))
         return future
 
     def close(self) -> None:
@@ -98,17 +100,17 @@ class QueryBatcher:
                     break
                 items.append(nxt)
             groups: dict[tuple, list] = {}
-            for it in items:
-                groups.setdefault((it[2], it[3]), []).append(it)
-            for (k, mode), group in groups.items():
+            for it in items:  # clips asked the same way share one call
+                groups.setdefault((it[2], it[3], it[4]), []).append(it)
+            for (k, mode, flt), group in groups.items():
                 try:
                     with self.lock:
-                        results = self.engine.query_batch([(y, self.engine.sample_rate_hz) for y, *_ in group], k=k, mode=mode)
+                        results = self.engine.query_batch([(y, self.engine.sample_rate_hz) for y, *_ in group], k=k, mode=mode, filter=flt)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
                     for *_, future in group:
                         future.set_exception(exc)
                     continue
-                for (_, name, _, _, future), res in zip(group, results):
+                for (_, name, _, _, _, future), res in zip(group, results):
                     res.query = name
                     if res.error and res.error.startswith("<waveform>"):
                         res.error = name + res.error[len("<waveform>") :]
@@ -209,22 +211,33 @@ def create_app(engine, settings: Settings | None = None, *, warm_up: bool = True
         clip: UploadFile,
         k: Optional[int] = Query(None, ge=1, le=1000),
         mode: Optional[Literal["match", "similar"]] = Query(None),
+        where: list[str] = Query([]),
+        under: list[str] = Query([]),
     ):
         name = upload_name(clip.filename)
+        try:
+            flt = Filter.parse(where, under) or None
+        except ParameterError as exc:
+            return error(422, str(exc), query=name, results=[])
         try:
             y = await run_in_threadpool(_decode_upload, engine, clip, name)
         except DecodeError as exc:
             return error(422, f"{name}: {exc.reason}", query=name, results=[])
-        res = await asyncio.wrap_future(batcher.submit(y, name, k=k, mode=mode))
+        res = await asyncio.wrap_future(batcher.submit(y, name, k=k, mode=mode, filter=flt))
         if res.error:
             return error(422, res.error, query=name, results=[])
         return res.as_dict()
 
     @app.get("/similar")
-    def similar(path: str = Query(..., min_length=1), k: Optional[int] = Query(None, ge=1, le=1000)):
+    def similar(path: str = Query(..., min_length=1), k: Optional[int] = Query(None, ge=1, le=1000),
+                where: list[str] = Query([]), under: list[str] = Query([])):
+        try:
+            flt = Filter.parse(where, under) or None
+        except ParameterError as exc:
+            return error(422, str(exc))
         try:
             with lock:
-                res = engine.similar_to(path, k=k)
+                res = engine.similar_to(path, k=k, filter=flt)
         except ParameterError:
             return error(404, f"{path}: not in the index")
         return res.as_dict()
