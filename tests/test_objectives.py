@@ -21,18 +21,24 @@ def _power(y):
     return np.power(10.0, log_mel(y, settings=FeatureSettings()) / 10.0, dtype=np.float32)
 
 
-def test_views_keep_the_timing_they_claim():
+@pytest.mark.parametrize("varied", [False, True])
+def test_views_keep_the_timing_they_claim(varied):
     y = tune(7, 12.0)
-    views = {v.name: v for v in waveform_views(y, sr=SR, rng=np.random.default_rng(0))}
-    assert set(views) == {"mp3", "room", "speed", "tempo"}
+    views = {v.name: v for v in waveform_views(y, sr=SR, rng=np.random.default_rng(0), codecs=("mp3", "aac"), varied=varied)}
+    assert set(views) == {"codec", "room", "speed", "tempo"} | ({"pitch", "chain"} if varied else set())
     for v in views.values():
         assert np.isfinite(v.y).all() and v.y.dtype == np.float32
         assert abs(len(v.y) - len(y) / v.rate) <= 0.01 * len(y)  # length follows the time scale
-        assert 0.93 <= v.rate <= 1.07
-    assert views["mp3"].rate == views["room"].rate == 1.0
+        assert (0.91 if varied else 0.93) <= v.rate <= (1.09 if varied else 1.07)
+    assert views["codec"].rate == views["room"].rate == 1.0
     # the codec view is aligned with the original: correlation peaks at lag 0
-    a, b = y[SR : 5 * SR], views["mp3"].y[SR : 5 * SR]
+    a, b = y[SR : 5 * SR], views["codec"].y[SR : 5 * SR]
     assert np.corrcoef(a, b)[0, 1] > 0.5
+    if varied:  # pitch moved, tempo kept: same length, the spectrum's peak moved
+        assert views["pitch"].rate == 1.0 and len(views["pitch"].y) == len(y)
+        peak = lambda x: np.argmax(np.abs(np.fft.rfft(x[SR : 5 * SR])))  # noqa: E731
+        assert peak(views["pitch"].y) != peak(y)
+    assert not waveform_views(y, sr=SR, rng=np.random.default_rng(0), codecs=())[0].name == "codec"
 
 
 def test_mel_degradations_change_windows_as_documented():

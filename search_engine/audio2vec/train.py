@@ -75,6 +75,10 @@ class TrainConfig:
     pair_snr_db: tuple[float, float] = (0.0, 10.0)
     clean_view_probability: float = 0.2
     eq_db: float = 6.0
+    #: contrastive: waveform views drawn per training file (each a new random set), and whether
+    #: they are the wider, longer list (:func:`.views.waveform_views` ``varied``)
+    view_sets: int = 1
+    varied_views: bool = False
     #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
     #: size then counts sounds), windows pooled per sound (1: single windows trained best),
     #: largest shift of a sound in mel bands
@@ -122,29 +126,34 @@ def _power_mels(files, features: FeatureSettings, log):
     return mels, names, seconds
 
 
-def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codec_ok: bool):
-    """The degraded views of one file as ``[(mel power, rate)]`` (contrastive)."""
+def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool):
+    """The degraded views of one file as ``[(mel power, rate)]`` (contrastive): ``sets`` random
+    draws of :func:`.views.waveform_views`."""
     from .views import waveform_views
 
     y, sr = load(path, sr=features.sample_rate_hz)
-    views = [(_mel_power(v.y, features), v.rate) for v in waveform_views(y, sr=sr, rng=np.random.default_rng(seed), codec_ok=codec_ok)]
-    return [(m, r) for m, r in views if len(m) >= features.window_frames]
+    out = []
+    for k in range(sets):
+        rng = np.random.default_rng(seed if k == 0 else (*seed, k))
+        out += [(_mel_power(v.y, features), v.rate) for v in waveform_views(y, sr=sr, rng=rng, codecs=codecs, varied=varied)]
+    return [(m, r) for m, r in out if len(m) >= features.window_frames]
 
 
-def _tracks(names, mels, features: FeatureSettings, seed: int, log, workers: int = 2):
+def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2):
     """``[(clean mel power, views)]`` per file: :func:`_views` in ``workers`` processes (they cost
-    ~1/20 of real time); the clean spectrograms are the ones already made."""
+    ~1/20 of real time per set); the clean spectrograms are the ones already made."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from . import augment
 
-    codec_ok = "mp3" in augment.available_codecs()
-    if not codec_ok:
-        log("no MP3 encoder in this FFmpeg build: training without codec views")
+    wanted = ("mp3", "aac") if cfg.varied_views else ("mp3",)
+    codecs = tuple(c for c in wanted if c in augment.available_codecs())
+    if codecs != wanted:
+        log(f"this FFmpeg build lacks {', '.join(sorted(set(wanted) - set(codecs)))}: training without those codec views")
     out = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        futures = [pool.submit(_views, n, features, (seed, i), codec_ok) for i, n in enumerate(names)]
+        futures = [pool.submit(_views, n, cfg.features, (cfg.seed, i), codecs, cfg.view_sets, cfg.varied_views) for i, n in enumerate(names)]
         for k, (fut, clean) in enumerate(zip(futures, mels), 1):
             out.append((clean, fut.result()))
             if k % 16 == 0 or k == len(futures):
@@ -354,7 +363,7 @@ def train(
         distilled = {"teacher": teacher["meta"], "windows": int(have.sum()), "pca_variance_kept": round(kept, 4)}
     else:
         model = contrastive_model(encoder, g, temperature=cfg.temperature)
-        tracks = _tracks(names, mels, f, cfg.seed, log)
+        tracks = _tracks(names, mels, cfg, log)
         sampler = PairSampler([t for t, v in zip(tracks, is_val) if not v], noise_mels, cfg, rng)
         validation = PairSampler([t for t, v in zip(tracks, is_val) if v], noise_mels, cfg, val_rng).batch(val_n)
     total_steps = cfg.epochs * cfg.steps_per_epoch

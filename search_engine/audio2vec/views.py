@@ -16,6 +16,7 @@ Everything takes an explicit ``numpy.random.Generator``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -31,32 +32,57 @@ class View:
     rate: float  #: time scale: original frame ``t`` is near view frame ``t / rate``
 
 
-def waveform_views(y: np.ndarray, *, sr: int, rng: np.random.Generator, codec_ok: bool = True) -> list[View]:
+def waveform_views(y: np.ndarray, *, sr: int, rng: np.random.Generator, codecs: Sequence[str] = ("mp3",), varied: bool = False) -> list[View]:
     """Degraded versions of ``y`` (mono float32 at ``sr`` Hz) for contrastive pairs.
 
-    - ``mp3``: MP3 at 24-64 kbps, aligned (:func:`augment.codec`); skipped when ``codec_ok`` is false;
+    - ``codec``: a round trip through one of ``codecs`` (an FFmpeg build may lack one: pass the
+      available ones, :func:`augment.available_codecs`) at 24-64 kbps, aligned (:func:`augment.codec`);
+      none when ``codecs`` is empty;
     - ``room``: reverb (RT60 0.2-1.0 s, direct-to-reverb -3..+9 dB), then the telephone band
       (300-3400 Hz at 8 kHz) half the time, otherwise a random band-pass;
     - ``speed``: played 3-7 % faster or slower (tempo and pitch together);
     - ``tempo``: tempo changed 3-7 % (phase vocoder), pitch shifted up to +-60 cents.
+
+    ``varied`` widens each kind and adds two (the match model of issue 18): the codec's bitrate
+    reaches down to 16 kbps, the room's RT60 reaches 1.5 s, speed and tempo change by 1-9 %, and
+
+    - ``pitch``: pitch shifted 30-150 cents up or down, tempo kept (phase vocoder);
+    - ``chain``: a speed change of up to 6 %, a room, and a codec one after another.
     """
     views = []
-    if codec_ok:
-        views.append(View("mp3", augment.codec(y, sr=sr, codec="mp3", bitrate_kbps=int(rng.choice([24, 32, 48, 64]))), 1.0))
-    ir = augment.synth_room_ir(sr=sr, rt60_s=float(rng.uniform(0.2, 1.0)), rng=rng, direct_to_reverb_db=float(rng.uniform(-3, 9)))
-    wet = augment.reverb(y, ir)
-    if rng.random() < 0.5:
-        wet = augment.telephone(wet, sr=sr)
-    else:
+    rates_kbps = [16, 24, 32, 48, 64] if varied else [24, 32, 48, 64]
+
+    def coded(x):
+        name = codecs[0] if len(codecs) == 1 else str(rng.choice(list(codecs)))
+        return augment.codec(x, sr=sr, codec=name, bitrate_kbps=int(rng.choice(rates_kbps)))
+
+    def room(x):
+        ir = augment.synth_room_ir(sr=sr, rt60_s=float(rng.uniform(0.2, 1.5 if varied else 1.0)), rng=rng,
+                                   direct_to_reverb_db=float(rng.uniform(-3, 9)))
+        wet = augment.reverb(x, ir)
+        if rng.random() < 0.5:
+            return augment.telephone(wet, sr=sr)
         lo = float(rng.uniform(50, 500))
-        wet = augment.bandpass(wet, sr=sr, low_hz=lo, high_hz=float(rng.uniform(max(2500.0, 4 * lo), 0.48 * sr)))
-    views.append(View("room", wet, 1.0))
-    sign = rng.choice([-1.0, 1.0])
-    rate = 1.0 + sign * float(rng.uniform(0.03, 0.07))
+        return augment.bandpass(wet, sr=sr, low_hz=lo, high_hz=float(rng.uniform(max(2500.0, 4 * lo), 0.48 * sr)))
+
+    def change(lo: float, hi: float) -> float:
+        return 1.0 + float(rng.choice([-1.0, 1.0])) * float(rng.uniform(lo, hi))
+
+    lo, hi = (0.01, 0.09) if varied else (0.03, 0.07)
+    if codecs:
+        views.append(View("codec", coded(y), 1.0))
+    views.append(View("room", room(y), 1.0))
+    rate = change(lo, hi)
     views.append(View("speed", augment.speed(y, rate=rate), rate))
-    rate = 1.0 + rng.choice([-1.0, 1.0]) * float(rng.uniform(0.03, 0.07))
+    rate = change(lo, hi)
     pitch = 2.0 ** (float(rng.uniform(-60, 60)) / 1200)  # one phase vocoder pass: stretch, then speed
     views.append(View("tempo", augment.speed(augment.time_stretch(y, rate=rate / pitch), rate=pitch), rate))
+    if varied:
+        cents = float(rng.choice([-1.0, 1.0])) * float(rng.uniform(30, 150))
+        views.append(View("pitch", augment.pitch_shift(y, sr=sr, cents=cents), 1.0))
+        rate = change(0.0, 0.06)
+        wet = room(augment.speed(y, rate=rate))
+        views.append(View("chain", coded(wet) if codecs else wet, rate))
     return views
 
 
