@@ -52,10 +52,9 @@ def backends(threads: int | None):
     f = enc.features
     model = enc.keras_model()
     spec = tf.TensorSpec([None, f.window_frames, f.n_mels], tf.float32)
-    from search_engine.audio2vec.encoder import WEIGHT_FILES
-    from search_engine.audio2vec.forward import forward, load_network
+    from search_engine.audio2vec.forward import forward
 
-    net = load_network(enc.folder / WEIGHT_FILES["encoder"], enc.folder / WEIGHT_FILES["g"], strided=len(enc.architecture.filters))
+    net = enc.network()
     enc.build()
     assert enc.backend == "onnxruntime"
     out = {

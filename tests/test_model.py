@@ -8,16 +8,24 @@ import numpy as np
 import pytest
 
 from search_engine.audio2vec import DEFAULT_MODEL_DIR
-from search_engine.audio2vec.encoder import bundled_models, weights_id
+from search_engine.audio2vec.encoder import BUNDLED_DIR, ONNX_FILE, bundled_models
 from search_engine.features import normalize_windows
 from synth import tune
 
 
-def test_bundled_model_is_complete_and_small():
+def test_bundled_models_are_complete_and_small():
+    """Each bundled model is its config.json and the ONNX file made from its weights (one copy:
+    no Keras files), and all of them together stay under 10 MB."""
+    import onnxruntime as ort
+
     cfg = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
-    assert cfg["model_id"] == weights_id(DEFAULT_MODEL_DIR)
     assert cfg["training"]["hours"] > 1.0
-    assert sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir()) < 8 * 2**20
+    for name, folder in bundled_models().items():
+        model_id = json.loads((folder / "config.json").read_text())["model_id"]
+        meta = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"]).get_modelmeta()
+        assert meta.custom_metadata_map["model_id"] == model_id, name
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", ONNX_FILE], name
+    assert sum(p.stat().st_size for p in BUNDLED_DIR.rglob("*") if p.is_file()) <= 10 * 2**20
 
 
 def test_inference_is_deterministic_and_normalised(encoder):
@@ -43,12 +51,11 @@ def test_vectors_of_the_same_window_under_noise_stay_near(encoder):
 
 @pytest.mark.parametrize("name", sorted(bundled_models()))
 def test_runtime_vectors_equal_the_keras_vectors(name):
-    """Every bundled model runs through ONNX Runtime (its encoder.onnx, made from these weights),
-    and the numpy forward pass (for folders without one) gives the same vectors: both equal the
-    Keras network's to 1e-5, so every figure measured with Keras stands."""
+    """Every bundled model runs through ONNX Runtime, and the numpy forward pass (for folders
+    without an ONNX file) and the Keras network (training), both given the weights read back from
+    the ONNX file, give the same vectors to 1e-5."""
     from search_engine.audio2vec import Encoder
-    from search_engine.audio2vec.encoder import WEIGHT_FILES
-    from search_engine.audio2vec.forward import forward, load_network
+    from search_engine.audio2vec.forward import forward
 
     enc = Encoder.load(name)
     rng = np.random.default_rng(0)
@@ -56,8 +63,7 @@ def test_runtime_vectors_equal_the_keras_vectors(name):
     keras = enc.keras_model().predict(x, batch_size=128, verbose=0)
     assert enc.backend == "onnxruntime"
     assert np.abs(enc.encode_windows(x, batch_size=128) - keras).max() < 1e-5
-    net = load_network(enc.folder / WEIGHT_FILES["encoder"], enc.folder / WEIGHT_FILES["g"], strided=len(enc.architecture.filters))
-    assert np.abs(forward(net, x) - keras).max() < 1e-5
+    assert np.abs(forward(enc.network(), x) - keras).max() < 1e-5
 
 
 def test_a_stale_onnx_file_is_not_used(tmp_path):
@@ -67,13 +73,28 @@ def test_a_stale_onnx_file_is_not_used(tmp_path):
     from search_engine.audio2vec import Encoder
     from search_engine.audio2vec.encoder import ONNX_FILE
 
+    from search_engine.audio2vec.encoder import WEIGHT_FILES
+    from search_engine.audio2vec.model import build_encoder, build_projection, set_network_weights
+    from search_engine.errors import ParameterError
+
     folder = tmp_path / "m"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    default = Encoder.load("default")
+    enc, g = build_encoder(64, 64, default.architecture), build_projection(default.architecture)
+    set_network_weights(enc, g, default.network())
+    enc.save_weights(folder / WEIGHT_FILES["encoder"])  # the Keras files training writes
+    g.save_weights(folder / WEIGHT_FILES["g"])
     shutil.copy(DEFAULT_MODEL_DIR.parent / "similar" / ONNX_FILE, folder / ONNX_FILE)
     stale = Encoder.load(folder)
     y = tune(3, 4.0)
     assert stale.backend == "numpy"
-    assert np.abs(stale.embed(y, hop_frames=32).vectors - Encoder.load("default").embed(y, hop_frames=32).vectors).max() < 1e-5
+    assert np.abs(stale.embed(y, hop_frames=32).vectors - default.embed(y, hop_frames=32).vectors).max() < 1e-5
+    for key in ("encoder", "g"):  # without Keras files, a stale ONNX file is refused, never run
+        (folder / WEIGHT_FILES[key]).unlink()
+    with pytest.raises(ParameterError, match="made from other weights"):
+        Encoder.load(folder).embed(y, hop_frames=32)
+
+
 def test_very_short_sounds_are_embedded(encoder, tmp_path):
     """A 19 ms hi-hat tick (shorter than one 32 ms STFT frame) and a 2-sample click give vectors."""
     import soundfile as sf

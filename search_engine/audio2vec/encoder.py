@@ -3,7 +3,8 @@
 A model folder holds ``config.json`` (architecture, feature settings, training record, model id),
 the Keras weights of the encoder, the projection g() and the decoder (for training), and
 ``encoder.onnx``, the inference network that ONNX Runtime runs: queries and indexing never import
-TensorFlow.
+TensorFlow. The bundled models ship ``config.json`` and ``encoder.onnx`` only (one copy of the
+weights); fine-tuning from one reads its weights from the ONNX file (:meth:`Encoder.network`).
 """
 
 from __future__ import annotations
@@ -124,12 +125,27 @@ class Encoder:
         (for training and tests: needs TensorFlow, the ``train`` extra)."""
         from .model import build_embedder, build_encoder, build_projection
 
+        from .model import set_network_weights
+
         f = self.features
         enc = build_encoder(f.window_frames, f.n_mels, self.architecture)
         g = build_projection(self.architecture)
-        enc.load_weights(self.folder / WEIGHT_FILES["encoder"])
-        g.load_weights(self.folder / WEIGHT_FILES["g"])
+        set_network_weights(enc, g, self.network())
         return build_embedder(enc, g)
+
+    def network(self):
+        """The weights of encoder + g() as a :class:`.forward.Network`: from the Keras files when
+        the folder has them (what training writes), otherwise from :data:`ONNX_FILE` (a bundled
+        model; reading it needs the ``onnx`` package, the ``train`` extra)."""
+        from .forward import load_network, network_from_onnx
+
+        if (self.folder / WEIGHT_FILES["encoder"]).is_file():
+            return load_network(self.folder / WEIGHT_FILES["encoder"], self.folder / WEIGHT_FILES["g"], strided=len(self.architecture.filters))
+        net, model_id = network_from_onnx(self.folder / ONNX_FILE)
+        if model_id != self.model_id:
+            raise ParameterError(f"{self.folder / ONNX_FILE} was made from other weights (model {model_id}, "
+                                 f"config.json says {self.model_id}), and the folder has no Keras weights")
+        return net
 
     @functools.cached_property
     def backend(self) -> str:
@@ -158,11 +174,13 @@ class Encoder:
             if session.get_modelmeta().custom_metadata_map.get("model_id") == self.model_id:
                 self._backend = "onnxruntime"
                 return lambda x: session.run(None, {"x": x})[0]
-        from .forward import forward, load_network
+            if not (self.folder / WEIGHT_FILES["encoder"]).is_file():
+                raise ParameterError(f"{onnx_path} was made from other weights than {self.folder / 'config.json'} "
+                                     f"names (model {self.model_id}), and the folder has no Keras weights")
+        from .forward import forward
 
-        net = load_network(self.folder / WEIGHT_FILES["encoder"], self.folder / WEIGHT_FILES["g"], strided=len(self.architecture.filters))
         self._backend = "numpy"
-        return functools.partial(forward, net)
+        return functools.partial(forward, self.network())
 
     @classmethod
     def load(cls, model: str | os.PathLike = "default") -> "Encoder":

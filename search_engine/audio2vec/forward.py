@@ -4,7 +4,8 @@ The network of :mod:`.model` (stride-2 3×3 convolutions with ReLU, one more 3×
 the last scale, a dense bottleneck, the projection g() and L2 normalisation) is small enough that
 numpy's matrix product runs it as fast as TensorFlow does on a CPU, and importing numpy costs
 milliseconds where TensorFlow costs seconds (``benchmarks/inference_backends.py``). Weights are read
-from the Keras ``.weights.h5`` files that training writes, so there is one copy of each model.
+from the Keras ``.weights.h5`` files that training writes (:func:`load_network`) or from the ONNX
+file made of them (:func:`network_from_onnx`: the bundled models ship only that, one copy each).
 """
 
 from __future__ import annotations
@@ -71,6 +72,25 @@ def load_network(encoder_h5: Path, projection_h5: Path, *, strided: int) -> Netw
     for i, (k, b) in enumerate(convs_raw):
         convs.append(Conv(np.ascontiguousarray(k.reshape(-1, k.shape[3])), b, 2 if i < strided else 1))
     return Network(tuple(convs), tuple(dense[0]), tuple(proj[0]))
+
+
+def network_from_onnx(path: Path) -> tuple[Network, str | None]:
+    """The weights of an ``encoder.onnx`` written by :func:`.export.network_to_onnx` (its
+    initializers ``conv{i}_kernel`` OIHW, ``conv{i}_bias``, ``bottleneck_*``, ``g_*``; the strides
+    from its Conv nodes), and the model id it records. Needs the ``onnx`` package (the ``train`` extra)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    model_id = {p.key: p.value for p in model.metadata_props}.get("model_id")
+    graph = model.graph
+    inits = {t.name: np.asarray(numpy_helper.to_array(t), dtype=np.float32) for t in graph.initializer}
+    strides = [int(a.ints[0]) for node in graph.node if node.op_type == "Conv" for a in node.attribute if a.name == "strides"]
+    convs = []
+    for i, stride in enumerate(strides):
+        kernel = inits[f"conv{i}_kernel"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        convs.append(Conv(np.ascontiguousarray(kernel.reshape(-1, kernel.shape[3])), inits[f"conv{i}_bias"], stride))
+    return Network(tuple(convs), (inits["bottleneck_kernel"], inits["bottleneck_bias"]), (inits["g_kernel"], inits["g_bias"])), model_id
 
 
 def _conv(x: np.ndarray, conv: Conv) -> np.ndarray:

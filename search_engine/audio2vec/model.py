@@ -78,6 +78,20 @@ def build_projection(arch: Architecture):
     return keras.Model(inp, z, name="g")
 
 
+def set_network_weights(encoder, projection, net) -> None:
+    """Put a :class:`.forward.Network`'s weights (read from Keras or ONNX files) into an encoder
+    and g() made by :func:`build_encoder` / :func:`build_projection` for its architecture."""
+    import keras
+
+    convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
+    if len(convs) != len(net.convs):
+        raise ValueError(f"the weights have {len(net.convs)} convolutions, the encoder {len(convs)}")
+    for layer, conv in zip(convs, net.convs):
+        layer.set_weights([conv.kernel.reshape(3, 3, -1, conv.kernel.shape[1]), conv.bias])
+    encoder.get_layer("bottleneck").set_weights(list(net.dense))
+    projection.get_layer("g_project").set_weights(list(net.project))
+
+
 def build_embedder(encoder, projection):
     """The inference model: window -> embedding ``z = g(encoder(window))``."""
     import keras

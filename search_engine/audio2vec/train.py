@@ -298,11 +298,12 @@ def train(
     decoder = build_decoder(f.window_frames, f.n_mels, arch) if cfg.objective not in _EMBEDDING_OBJECTIVES else None
     g = build_projection(arch)
     if init is not None:
-        encoder.load_weights(init_dir / WEIGHT_FILES["encoder"])
+        from .encoder import Encoder
+        from .model import set_network_weights
+
+        set_network_weights(encoder, g, Encoder.load(init_dir).network())  # Keras or ONNX files
         if decoder is not None and (init_dir / WEIGHT_FILES["decoder"]).exists():
             decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
-        if cfg.objective in _EMBEDDING_OBJECTIVES:
-            g.load_weights(init_dir / WEIGHT_FILES["g"])
     val_rng = np.random.default_rng(cfg.seed + 1)
     val_n = max(cfg.batch_size, 512)
     if cfg.objective == "autoencoder":
