@@ -54,7 +54,6 @@ Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -68,7 +67,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, machine, without_shared_music, write_result  # noqa: E402
+from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, result_header, without_shared_music, write_result  # noqa: E402
 from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
 from search_engine.catalog import path_key  # noqa: E402
 
@@ -328,7 +327,7 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                 plan += [(("inside", "stk_fast", path_key(fast), path_key(base), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
         # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
         plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))][:max_clips]
-        out = CACHE / f"claims_{split}_{model}{tag}.json"
+        out = CACHE / f"claims_{split}_{Path(model).name}{tag}.json"  # a model folder by its name
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"split": split, "model_id": engine.encoder.model_id, "library_hours": round(report.audio_s / 3600, 3),
                   "library_files": len(data["library"]) + len(distractors or []), "seed": seed, "planned": len(plan),
@@ -419,7 +418,7 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
 
 def load_split(split: str, model: str) -> dict | None:
     """The collected clips of a split: its first run and any tagged runs (``--tag``) merged."""
-    paths = sorted(CACHE.glob(f"claims_{split}_{model}*.json"))
+    paths = sorted(CACHE.glob(f"claims_{split}_{Path(model).name}*.json"))
     if not paths:
         return None
     runs = [json.loads(p.read_text()) for p in paths]
@@ -631,8 +630,7 @@ def report(model: str, plot: bool) -> dict:
     from search_engine.audio2vec.encoder import resolve_model_dir
 
     decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
-    out = {"benchmark": "claims", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-           "command": "python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report",
+    out = {**result_header("claims", command="python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report"),
            "operating_point": _points(decision), "target_false_claims": decision["target_false_claims"], "splits": {}}
     curves = {}
     for split in ("fit", "report", "report10h"):

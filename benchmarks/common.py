@@ -230,6 +230,18 @@ def babble_speech(minutes: float = 6.0) -> list[Path]:
     return [out / e["file"] for e in json.loads((out / "manifest.json").read_text())]
 
 
+def result_header(name: str, argv: list[str] | None = None, *, command: str | None = None) -> dict:
+    """The fields every result JSON starts with: the benchmark's name, the command that made it
+    (``python benchmarks/<name>.py`` and ``argv``, by default this process's arguments, unless
+    ``command`` is given), the date (UTC) and the machine (:func:`machine`)."""
+    import datetime as dt
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    return {"benchmark": name, "command": command or " ".join(["python", f"benchmarks/{name}.py", *args]),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+
+
 def write_result(name: str, result: dict, *, markdown: str | None = None) -> Path:
     """Write ``benchmarks/results/<name>.json`` (and ``<name>.md`` when ``markdown`` is given)."""
     out = REPO / "benchmarks" / "results" / f"{name}.json"

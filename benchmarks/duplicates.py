@@ -31,7 +31,6 @@ pairs with a ``_fast`` variant are left out of that score), median of ``--repeat
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import shutil
 import subprocess
@@ -44,7 +43,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, heldout_music, machine, music_library_2h, sharing_music, stk_music_library, write_result  # noqa: E402
+from common import CACHE, heldout_music, result_header, music_library_2h, sharing_music, stk_music_library, write_result  # noqa: E402
 
 from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
@@ -232,10 +231,7 @@ def main(argv=None) -> int:
             print(f"  {k:<10} {v['found']}/{v['copies']}", file=sys.stderr)
         print(f"  false {planted['false_pairs']}\n  missed {planted['missed_pairs']}", file=sys.stderr)
         result = {
-            "benchmark": "duplicates",
-            "command": "python benchmarks/duplicates.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine(),
+            **result_header("duplicates", argv),
             "split": args.split,
             "planted": planted,
         }

@@ -27,7 +27,6 @@ query, and the figures per condition; writes benchmarks/results/excerpt_id.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import babble_speech, heldout_music, machine, stk_music_library, without_shared_music, write_result  # noqa: E402
+from common import babble_speech, heldout_music, result_header, stk_music_library, without_shared_music, write_result  # noqa: E402
 
 from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
@@ -168,10 +167,7 @@ def main(argv=None) -> int:
                   f"{ms:.0f} ms/query", file=sys.stderr)
 
     out = {
-        "benchmark": "excerpt_id",
-        "command": "python benchmarks/excerpt_id.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **result_header("excerpt_id", argv),
         "model_id": engine.encoder.model_id,
         "library": {"name": args.library, "files": report.added, "minutes": round(report.audio_s / 60, 2),
                     "source": "supertuxkart-data music" + (" + held-out music21 works (sf_GMbank)" if args.library == "2h" else "")},

@@ -21,7 +21,6 @@ Prints the machine and a markdown table; writes benchmarks/results/hostile_input
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ import soundfile as sf
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from common import REPO, machine, write_result  # noqa: E402
+from common import REPO, result_header, write_result  # noqa: E402
 from hostile_cases import BAD, GOOD, Case  # noqa: E402
 from synth import SR, tune  # noqa: E402
 from search_engine.catalog import path_key  # noqa: E402
@@ -218,10 +217,7 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     out = {
-        "benchmark": "hostile_input",
-        "command": "python benchmarks/hostile_input.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **result_header("hostile_input", argv),
         "run_as_root": os.geteuid() == 0,
         "cases": rows,
         "queries": queries,

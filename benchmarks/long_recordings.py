@@ -31,7 +31,6 @@ seconds of claimed results inside unknown stretches beyond their crossfades.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import heldout_music, machine, stk_music_library, without_shared_music, write_result  # noqa: E402
+from common import heldout_music, result_header, stk_music_library, without_shared_music, write_result  # noqa: E402
 
 from indexer import Indexer  # noqa: E402
 from search_engine import SearchEngine  # noqa: E402
@@ -204,10 +203,7 @@ def main(argv=None) -> int:
         shutil.rmtree(index_dir, ignore_errors=True)
     recall = totals["found"] / max(1, totals["excerpts"])
     result = {
-        "benchmark": "long_recordings",
-        "command": "python benchmarks/long_recordings.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **result_header("long_recordings", argv),
         "split": args.split,
         "library": {"files": report.added, "minutes": round(report.audio_s / 60, 1)},
         "mixes": args.mixes, "mix_seconds_median": round(float(np.median(seconds[: args.mixes])), 1) if args.mixes else None,

@@ -16,7 +16,6 @@ A model is anything ``Encoder.load`` takes; its whole-sound vectors come from it
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result
+from common import result_header, write_result
 from similar_sounds import _encoder, cross_source_metrics, embed_sounds, mfcc_features, teacher_vectors
 from sound_sets import DRUM_NOTES, load_set
 
@@ -71,10 +70,7 @@ def main(argv=None) -> int:
             per["pooled"] = {"queries": q, **{m: round(sum(per[n][m] * per[n]["queries"] for n in SETS) / q, 4) for m in METRICS}}
             results[f"{method}/{part}"] = per
     out = {
-        "benchmark": "similar_side_by_side",
-        "command": "python benchmarks/similar_side_by_side.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **result_header("similar_side_by_side", argv),
         "models": info,
         "teacher": None if args.teacher == "none" else f"aisfx 0.1.2 embedding net, {args.teacher}",
         "parts": {"select": "queries of the labels whose sha1 is even (recipes chosen here)", "report": "the other labels", "all": "every query"},

@@ -25,7 +25,6 @@ collections (``by_collection``: all OpenSFX recordings count as one source).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import os
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result
+from common import result_header, write_result
 from sound_sets import DRUM_NOTES, SETS, Record, load_set
 
 from search_engine.audio import load
@@ -321,10 +320,7 @@ def main(argv=None) -> int:
     timings["total_s"] = round(time.perf_counter() - t0, 2)
 
     out = {
-        "benchmark": "similar_sounds",
-        "command": "python benchmarks/similar_sounds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **result_header("similar_sounds", argv),
         "model_id": model_id,
         "similar_model_id": _encoder(args.model).similar.model_id,
         "settings": {
