@@ -46,7 +46,7 @@ Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
     python benchmarks/claims.py collect --split fit
     python benchmarks/claims.py collect --split report
     python benchmarks/claims.py collect --split report10h
-    python benchmarks/claims.py fit [--target 0.01] [--kind logistic trees] [--edges 2] [--write]   # match_decision with the model
+    python benchmarks/claims.py fit [--target 0.01] [--kind logistic trees trees] [--edges 2 5] [--basis ...] [--write]   # match_decision with the model
     python benchmarks/claims.py calibrate-run                   # audio2vec calibrate on the report library
     python benchmarks/claims.py report                          # results JSON + docs/claims_curve.png
 """
@@ -70,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, result_header, without_shared_music, write_result  # noqa: E402
 from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
 from search_engine.catalog import path_key  # noqa: E402
+from search_engine.query import CLAIM_BASIS, claim_basis  # noqa: E402
 
 SR = 16000
 DURATIONS = (3.0, 10.0)
@@ -425,11 +426,9 @@ def load_split(split: str, model: str) -> dict | None:
     return {**runs[0], "records": [r for run in runs for r in run["records"]], "runs": [p.name for p in paths]}
 
 
-def _xy(records) -> tuple[np.ndarray, np.ndarray, list]:
-    from search_engine.query import claim_basis
-
+def _xy(records, basis=CLAIM_BASIS) -> tuple[np.ndarray, np.ndarray, list]:
     rec = [r for r in records if r["features"] is not None]
-    X = np.stack([claim_basis(r["features"]) for r in rec])
+    X = np.stack([claim_basis(r["features"], basis) for r in rec])
     y = np.array([r["kind"] == "inside" and r["right"] for r in rec], dtype=np.float64)
     return X, y, rec
 
@@ -471,23 +470,21 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
     return float(np.nextafter(c[allowed], 1.0))  # claims need conf >= threshold; the allowed-th outsider and below are refused
 
 
-BASIS = ["distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
-         "distance*log_duration", "margin*log_duration", "agree*log_duration"]
+#: the sign of each basis input's effect on the trees' log-odds (monotone constraints: a nearer,
+#: more distinct, better aligned match never lowers the confidence)
+MONOTONE = {"distance": -1, "margin": 1, "relative": -1, "agree": 1, "spread_s": -1, "log_duration": 0, "level_db": 0, "excess": -1,
+            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1, "first": 1, "first*log_duration": 1}
 
 
-#: the sign of each claim_basis input's effect on the trees' log-odds (monotone constraints: a
-#: nearer, more distinct, better aligned match never lowers the confidence)
-MONOTONE = [-1, 1, -1, 1, -1, 0, 0, -1, -1, 1, 1]
-
-
-def _trees(seed: int = 0):
+def _trees(basis, seed: int = 0):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     # small on purpose: 100 trees of depth 3, evaluated in numpy at query time
-    return HistGradientBoostingClassifier(max_depth=3, max_iter=100, learning_rate=0.1, monotonic_cst=MONOTONE, min_samples_leaf=20, random_state=seed)
+    return HistGradientBoostingClassifier(max_depth=3, max_iter=100, learning_rate=0.1, monotonic_cst=[MONOTONE[b] for b in basis],
+                                          min_samples_leaf=20, random_state=seed)
 
 
-def out_of_fold(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, kind: str, folds: int = 5) -> np.ndarray:
+def out_of_fold(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray, kind: str, basis, folds: int = 5) -> np.ndarray:
     """Confidence of each clip from a decision fitted without the clips of its own recording
     (``groups``: folds by recording), so that the operating point is chosen on clips the decision
     did not learn from (trees fit their own training clips far too well)."""
@@ -499,17 +496,19 @@ def out_of_fold(X: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
     conf = np.zeros(len(y))
     for j in range(folds):
         tr, te = f != j, f == j
-        d = _fit_decision(X[tr], y[tr], w[tr], kind)
+        d = _fit_decision(X[tr], y[tr], w[tr], kind, basis)
         conf[te] = [probability(log_odds(x, d)) for x in X[te]]
     return conf
 
 
-def _fit_decision(X, y, w, kind: str) -> dict:
+def _fit_decision(X, y, w, kind: str, basis) -> dict:
     from search_engine.decision import trees_from_sklearn
 
     if kind == "logistic":
-        return {"kind": "logistic", **fit_logistic(X, y.astype(np.float64), weights=w)}
-    return trees_from_sklearn(_trees().fit(X, y.astype(int), sample_weight=w))
+        d = {"kind": "logistic", **fit_logistic(X, y.astype(np.float64), weights=w)}
+    else:
+        d = trees_from_sklearn(_trees(basis).fit(X, y.astype(int), sample_weight=w))
+    return {**d, "basis": list(basis)}
 
 
 def _config_text(cfg: dict) -> str:
@@ -535,13 +534,13 @@ def _mark(trees: list, tree: dict) -> str:
     return f"@@tree{len(trees) - 1}@@"
 
 
-def _fit_part(X, y, rec, kind: str, target: float, per_length: bool) -> tuple[dict, np.ndarray]:
+def _fit_part(X, y, rec, kind: str, target: float, per_length: bool, basis) -> tuple[dict, np.ndarray]:
     """One decision over these clips and its operating point(s); also its out-of-fold confidences."""
     outside = np.array([r["kind"] == "outside" for r in rec])
     # outsiders and insiders weigh the same in total, whatever their counts
     w = np.where(outside, 0.5 / outside.mean(), 0.5 / (1 - outside.mean()))
-    oof = out_of_fold(X, y, w, np.array([r["path"] for r in rec]), kind)
-    decision = _fit_decision(X, y, w, kind)
+    oof = out_of_fold(X, y, w, np.array([r["path"] for r in rec]), kind, basis)
+    decision = _fit_decision(X, y, w, kind, basis)
     seconds = np.array([r["seconds"] for r in rec])
     # the operating point: the confidence that at most ``target`` of the fit outsiders reach, each
     # judged by a decision fitted without its recording
@@ -552,7 +551,7 @@ def _fit_part(X, y, rec, kind: str, target: float, per_length: bool) -> tuple[di
     return decision, oof
 
 
-def fit(model: str, target: float, write: bool, kinds=("logistic", "trees"), per_length: bool = True, edges: tuple = (2.0,)) -> dict:
+def fit(model: str, target: float, write: bool, kinds=("logistic", "trees", "trees"), per_length: bool = True, edges: tuple = (2.0, 5.0), basis=CLAIM_BASIS) -> dict:
     """Fit the claim decision on the fit split: one part per length range (``edges``, seconds),
     part ``j`` of kind ``kinds[j]`` (the last kind repeats), each with its operating point(s)."""
     from search_engine.query import claim_threshold
@@ -563,7 +562,7 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees"), per
     # backwards clips of the library are kept out: they stand in for outsiders in ``audio2vec
     # calibrate`` and are checked against the real ones in ``report``; a held chord played backwards
     # is still nearly itself, so they would set the model's point for clips it never meets
-    X, y, rec = _xy([r for r in fit_data["records"] if r["source"] != "reversed"])
+    X, y, rec = _xy([r for r in fit_data["records"] if r["source"] != "reversed"], basis)
     outside = np.array([r["kind"] == "outside" for r in rec])
     seconds = np.array([r["seconds"] for r in rec])
     lengths = sorted(set(seconds.tolist()))
@@ -573,8 +572,7 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees"), per
     kinds = list(kinds)
     for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         m = (seconds >= lo) & (seconds < hi)
-        d, oof[m] = _fit_part(X[m], y[m], [r for r, k in zip(rec, m) if k], kinds[min(j, len(kinds) - 1)], target, per_length)
-        d["basis"] = BASIS
+        d, oof[m] = _fit_part(X[m], y[m], [r for r, k in zip(rec, m) if k], kinds[min(j, len(kinds) - 1)], target, per_length, basis)
         parts.append(d)
     decision = parts[0] if not edges else {"kind": "by_length", "edges_s": list(edges), "parts": parts}
     need = np.array([claim_threshold(decision, r["seconds"]) for r in rec])
@@ -585,9 +583,8 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees"), per
         m = seconds == d
         print(f"  {d:g} s: confidence >= {claim_threshold(decision, d):.4f}; outsiders {int((outside & m).sum())}, false claims {claimed[outside & m].mean():.4f}, "
               f"claimed-and-right {np.mean(claimed[~outside & m] & y[~outside & m].astype(bool)):.4f} (top-1 {y[~outside & m].mean():.4f})", file=sys.stderr)
-    decision["basis"] = BASIS
     decision["target_false_claims"] = target
-    decision["fit"] = {"command": f"python benchmarks/claims.py fit --kind {' '.join(kinds)} --edges {' '.join(f'{e:g}' for e in edges)}" + ("" if per_length else " --one-point")
+    decision["fit"] = {"command": f"python benchmarks/claims.py fit --kind {' '.join(kinds)} --edges {' '.join(f'{e:g}' for e in edges)} --basis {' '.join(basis)}" + ("" if per_length else " --one-point")
                        + f" --target {target}" + (" --write" if write else ""),
                        "data": "benchmarks/claims.py split 'fit' (see its docstring)", "clips": len(rec),
                        "outsiders": int(outside.sum()), "outsiders_per_length": {f"{d:g}": int((outside & (seconds == d)).sum()) for d in lengths},
@@ -832,10 +829,11 @@ def main(argv=None) -> int:
     f = sub.add_parser("fit")
     f.add_argument("--target", type=float, default=0.01)
     f.add_argument("--write", action="store_true")
-    f.add_argument("--kind", nargs="+", choices=["trees", "logistic"], default=["logistic", "trees"],
+    f.add_argument("--kind", nargs="+", choices=["trees", "logistic"], default=["logistic", "trees", "trees"],
                    help="the kind of each part (shortest clips first; the last repeats)")
     f.add_argument("--one-point", action="store_true", help="one operating point per part, not one per clip length")
-    f.add_argument("--edges", nargs="*", type=float, default=[2.0], help="clip lengths (s) where one fitted decision hands over to the next")
+    f.add_argument("--edges", nargs="*", type=float, default=[2.0, 5.0], help="clip lengths (s) where one fitted decision hands over to the next")
+    f.add_argument("--basis", nargs="+", default=list(CLAIM_BASIS), choices=sorted(MONOTONE), help="the decision's inputs (search_engine.query.BASIS_INPUTS)")
     k = sub.add_parser("calibrate-run", help="audio2vec calibrate on the report library, judged on the report clips")
     k.add_argument("--clips", type=int, default=1000)
     r = sub.add_parser("report")
@@ -847,7 +845,7 @@ def main(argv=None) -> int:
         collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag,
                 args.durations, args.reversed_per_file, args.max_clips)
     elif args.step == "fit":
-        fit(args.model, args.target, args.write, args.kind, not args.one_point, tuple(args.edges))
+        fit(args.model, args.target, args.write, args.kind, not args.one_point, tuple(args.edges), tuple(args.basis))
     elif args.step == "calibrate-run":
         calibrate_run(args.model, args.clips)
     else:
