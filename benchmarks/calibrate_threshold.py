@@ -40,6 +40,7 @@ from common import (  # noqa: E402
     babble_speech,
     heldout_music,
     machine,
+    model_config_text,
     without_shared_music,
     write_result,
 )
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
         cfg.pop("match_threshold", None)
         cfg["match_thresholds"] = thresholds
         cfg["calibration"] = {k: v for k, v in record.items() if k != "match_thresholds"}
-        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+        cfg_path.write_text(model_config_text(cfg))
         print(f"wrote match_thresholds {thresholds} to {cfg_path}")
     return 0
 

@@ -67,7 +67,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, result_header, without_shared_music, write_result  # noqa: E402
+from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, model_config_text, result_header, without_shared_music, write_result  # noqa: E402
 from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
 from search_engine.catalog import path_key  # noqa: E402
 from search_engine.query import CLAIM_BASIS, claim_basis  # noqa: E402
@@ -473,7 +473,7 @@ def operating_point(conf_out: np.ndarray, target: float) -> float:
 #: the sign of each basis input's effect on the trees' log-odds (monotone constraints: a nearer,
 #: more distinct, better aligned match never lowers the confidence)
 MONOTONE = {"distance": -1, "margin": 1, "relative": -1, "agree": 1, "spread_s": -1, "log_duration": 0, "level_db": 0, "excess": -1,
-            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1, "first": 1, "first*log_duration": 1}
+            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1}
 
 
 def _trees(basis, seed: int = 0):
@@ -509,29 +509,6 @@ def _fit_decision(X, y, w, kind: str, basis) -> dict:
     else:
         d = trees_from_sklearn(_trees(basis).fit(X, y.astype(int), sample_weight=w))
     return {**d, "basis": list(basis)}
-
-
-def _config_text(cfg: dict) -> str:
-    """``json.dumps(cfg, indent=2)``, but each tree of a ``"trees"`` decision (or part) on one line."""
-    trees = []
-
-    def mark(d):
-        if isinstance(d, dict):
-            return {k: ([_mark(trees, t) for t in v] if k == "trees" else mark(v)) for k, v in d.items()}
-        if isinstance(d, list):
-            return [mark(v) for v in d]
-        return d
-
-    text = json.dumps(mark(cfg), indent=2)
-    for j, t in enumerate(trees):
-        text = text.replace(f'"@@tree{j}@@"', json.dumps(t, separators=(",", ":")))
-    assert json.loads(text) == json.loads(json.dumps(cfg))
-    return text + "\n"
-
-
-def _mark(trees: list, tree: dict) -> str:
-    trees.append(tree)
-    return f"@@tree{len(trees) - 1}@@"
 
 
 def _fit_part(X, y, rec, kind: str, target: float, per_length: bool, basis) -> tuple[dict, np.ndarray]:
@@ -596,7 +573,7 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees", "tre
         cfg_path = resolve_model_dir(model) / "config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["match_decision"] = decision
-        cfg_path.write_text(_config_text(cfg))
+        cfg_path.write_text(model_config_text(cfg))
         print(f"wrote match_decision to {cfg_path}", file=sys.stderr)
     return decision
 

@@ -242,6 +242,30 @@ def result_header(name: str, argv: list[str] | None = None, *, command: str | No
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
 
 
+def model_config_text(cfg: dict) -> str:
+    """A model's ``config.json`` text: ``json.dumps(cfg, indent=2)``, but each tree of a ``"trees"``
+    decision (or part) on one line."""
+    trees = []
+
+    def mark(d):
+        if isinstance(d, dict):
+            return {k: ([_mark(trees, t) for t in v] if k == "trees" else mark(v)) for k, v in d.items()}
+        if isinstance(d, list):
+            return [mark(v) for v in d]
+        return d
+
+    text = json.dumps(mark(cfg), indent=2)
+    for j, t in enumerate(trees):
+        text = text.replace(f'"@@tree{j}@@"', json.dumps(t, separators=(",", ":")))
+    assert json.loads(text) == json.loads(json.dumps(cfg))
+    return text + "\n"
+
+
+def _mark(trees: list, tree: dict) -> str:
+    trees.append(tree)
+    return f"@@tree{len(trees) - 1}@@"
+
+
 def write_result(name: str, result: dict, *, markdown: str | None = None) -> Path:
     """Write ``benchmarks/results/<name>.json`` (and ``<name>.md`` when ``markdown`` is given)."""
     out = REPO / "benchmarks" / "results" / f"{name}.json"

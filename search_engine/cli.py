@@ -591,6 +591,7 @@ def train(
     band_shift: Annotated[int, typer.Option("--band-shift", min=0, help="distill: shift the student's view by up to this many mel bands (half of the windows); the teacher read it unshifted.")] = 0,
     view_sets: Annotated[int, typer.Option("--view-sets", min=1, help="contrastive: random sets of degraded views made per training file (more sets, more varied pairs; each costs about 1/20 of the audio's duration).")] = 1,
     varied_views: Annotated[bool, typer.Option("--varied-views", help="contrastive: wider damage (16-64 kbps MP3/AAC, longer rooms, 1-9 % speed and tempo) plus pitch-shifted and chained (speed, room, codec) views.")] = False,
+    noise_by_source: Annotated[bool, typer.Option("--noise-by-source", help="Draw noise source by source: each --noise path, and the synthetic noises, equally often (by default every file is equally likely, so a folder of many short files crowds out the rest).")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
 
@@ -604,7 +605,7 @@ def train(
         objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed,
         teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
         distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten, distill_band_shift=band_shift,
-        view_sets=view_sets, varied_views=varied_views,
+        view_sets=view_sets, varied_views=varied_views, noise_by_source=noise_by_source,
     )
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err)

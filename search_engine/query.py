@@ -315,7 +315,7 @@ def pool(vectors: np.ndarray) -> np.ndarray:
 # --- the claim: is the clip in the recording ranked first? -------------------------------------
 
 #: the measurements a claim is decided on, per match (see :func:`claim_features`)
-CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "first", "duration_s", "level_db", "excess")
+CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess")
 
 
 def neighbour_background(dist: np.ndarray) -> float:
@@ -357,9 +357,9 @@ def aligned_nearest(dist: np.ndarray, offset: int, *, phases: int) -> float:
     return float(first.mean()) if first.size else float("nan")
 
 
-def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: int, *, phases: int, hop_s: float) -> tuple[float, float, float]:
+def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: int, *, phases: int, hop_s: float) -> tuple[float, float]:
     """How many of the clip's windows agree on one alignment with recording ``row``, and how
-    straight that alignment is: ``(agree, spread_s, first)``.
+    straight that alignment is: ``(agree, spread_s)``.
 
     Each window's neighbours in ``row`` propose offsets ``within * phases - i`` (query hops; see
     :func:`vote_alignments`). Around ``offset`` (±``phases + n_windows / 10`` hops, room for a tempo
@@ -383,15 +383,12 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
     the fitted line (a window votes for its nearer segment: up to half a segment hop off, plus
     the line's own error); ``spread_s``: root mean square distance (seconds) of the kept proposals from
     the line (0: perfectly straight), ``phases * hop_s`` (one segment hop) when fewer than three
-    windows agree; ``first``: the share of windows whose *nearest* neighbour (column 0) is on the
-    line in this recording, a stricter ``agree`` (a clip from elsewhere finds some neighbour
-    near a chance line among many, rarely its nearest). Without a line (fewer than three windows
-    near ``offset``), ``agree`` and ``first`` count windows within ``3 phases / 4`` hops of ``offset``.
+    windows agree.
     """
     rows, within = np.asarray(rows), np.asarray(within)
     n = rows.shape[0]
     if n == 0:
-        return 0.0, float(phases * hop_s), 0.0
+        return 0.0, float(phases * hop_s)
     i = np.arange(n)
     off = within.astype(np.float64) * phases - i[:, None]
     dev = np.where(rows == row, np.abs(off - offset), np.inf)
@@ -399,8 +396,7 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
     best_dev = dev[i, pick]
     near = best_dev <= phases + n / 10
     if near.sum() < 3:
-        first = (rows[:, 0] == row) & (np.abs(off[:, 0] - offset) <= 0.75 * phases)
-        return float(np.mean(best_dev <= 0.75 * phases)), float(phases * hop_s), float(first.mean())
+        return float(np.mean(best_dev <= 0.75 * phases)), float(phases * hop_s)
     x, y = i[near].astype(np.float64), off[i, pick][near]
     if np.ptp(x) > 0:
         b, a = np.polyfit(x, y, 1)
@@ -409,8 +405,8 @@ def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: in
     resid = y - (a + b * x)
     # agreement with the line: any neighbour of the window within half a segment hop of it
     line = a + b * i
-    on_line = (rows == row) & (np.abs(off - line[:, None]) <= 0.75 * phases)
-    return float(on_line.any(axis=1).mean()), float(np.sqrt(np.mean(resid**2)) * hop_s), float(on_line[:, 0].mean())
+    agree = np.any((rows == row) & (np.abs(off - line[:, None]) <= 0.75 * phases), axis=1)
+    return float(agree.mean()), float(np.sqrt(np.mean(resid**2)) * hop_s)
 
 
 def clip_level_db(y: np.ndarray) -> float:
@@ -433,7 +429,7 @@ def claim_features(
         :func:`neighbour_background` of the clip's windows in this library.
     nearest : list of float
         :func:`aligned_nearest` of each match's alignment.
-    support : list of (agree, spread_s, first)
+    support : list of (agree, spread_s)
         :func:`alignment_support` of each match's alignment.
     duration_s, level_db : float
         The clip's length (seconds) and level (dB full scale, :func:`clip_level_db`).
@@ -443,7 +439,7 @@ def claim_features(
     Per match: ``distance``; ``margin``, the nearest *other* recording's distance minus this one's
     (positive for the first when it stands out; with no other recording, ``background`` stands in
     for it); ``relative``, ``distance / background`` (near 1 for a clip from no recording, and
-    following the library's size); ``agree``, ``spread_s`` and ``first`` (see :func:`alignment_support`);
+    following the library's size); ``agree`` and ``spread_s`` (see :func:`alignment_support`);
     ``duration_s``; ``level_db``; ``excess``, ``distance - nearest`` (embedding units: what holding
     the windows to one alignment costs over each window's own nearest segment; 0 where unknown).
     """
@@ -453,10 +449,10 @@ def claim_features(
     for j, dj in enumerate(d):
         others = np.delete(d, j)
         other = float(others.min()) if others.size else max(bg, float(dj))
-        agree, spread, first = support[j]
+        agree, spread = support[j]
         out.append({
             "distance": float(dj), "margin": other - float(dj), "relative": float(dj) / max(bg, 1e-6),
-            "agree": float(agree), "spread_s": float(spread), "first": float(first), "duration_s": float(duration_s),
+            "agree": float(agree), "spread_s": float(spread), "duration_s": float(duration_s),
             "level_db": float(level_db), "excess": float(dj) - nearest[j] if np.isfinite(nearest[j]) else 0.0,
         })
     return out
@@ -477,8 +473,6 @@ BASIS_INPUTS = {
     "distance*log_duration": lambda f, logd: f["distance"] * logd,
     "margin*log_duration": lambda f, logd: f["margin"] * logd,
     "agree*log_duration": lambda f, logd: f["agree"] * logd,
-    "first": lambda f, logd: f["first"],
-    "first*log_duration": lambda f, logd: f["first"] * logd,
 }
 #: the inputs of a decision that does not name its own (``basis``)
 CLAIM_BASIS = ("distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",

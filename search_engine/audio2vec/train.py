@@ -38,6 +38,7 @@ from ..features import FeatureSettings, log_mel, normalize_windows, window_start
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
 from .export import export
 from .model import Architecture
+from .views import NoiseBank, waveform_views
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow loads
 
@@ -79,6 +80,9 @@ class TrainConfig:
     #: they are the wider, longer list (:func:`.views.waveform_views` ``varied``)
     view_sets: int = 1
     varied_views: bool = False
+    #: draw noise source by source (each noise path, and the synthetic noises, equally often)
+    #: rather than file by file (a folder of many short files would crowd out the others)
+    noise_by_source: bool = False
     #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
     #: size then counts sounds), windows pooled per sound (1: single windows trained best),
     #: largest shift of a sound in mel bands
@@ -129,8 +133,6 @@ def _power_mels(files, features: FeatureSettings, log):
 def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool):
     """The degraded views of one file as ``[(mel power, rate)]`` (contrastive): ``sets`` random
     draws of :func:`.views.waveform_views`."""
-    from .views import waveform_views
-
     y, sr = load(path, sr=features.sample_rate_hz)
     out = []
     for k in range(sets):
@@ -202,7 +204,7 @@ class WindowSampler:
         lo, hi = cfg.snr_db
         for i in range(n):
             if self.rng.random() < cfg.noise_probability:
-                noise = self._take(self.noises)[0]
+                noise = self._take(self.noises, self.noises.p if isinstance(self.noises, NoiseBank) else None)[0]
                 snr = self.rng.uniform(lo, hi)
                 scale = clean[i].sum() / max(noise.sum(), 1e-12) / 10 ** (snr / 10)
                 noisy[i] += scale * noise
@@ -285,11 +287,13 @@ def train(
             f"(at least {MIN_TRAIN_AUDIO_S:.0f} s is needed; a few hours trains a useful model)"
         )
     log(f"training on {len(mels)} files, {seconds / 3600:.2f} h of audio")
-    noise_mels = _synthetic_noises(f, rng)
-    if noise_paths:
-        extra, _, noise_s = _power_mels(list(find_audio_files(noise_paths)), f, log)
-        noise_mels += extra
-        log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min, plus synthetic white/pink/brown")
+    groups = [_synthetic_noises(f, rng)]
+    for source in ([noise_paths] if noise_paths and not cfg.noise_by_source else [[p] for p in noise_paths]):
+        extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log)
+        groups.append(extra)
+        log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min" + (f" from {source[0]}" if cfg.noise_by_source else ""))
+    log("noise: synthetic white, pink and brown" + (", drawn as often as each noise path" if cfg.noise_by_source else ""))
+    noise_mels = NoiseBank(groups) if cfg.noise_by_source else [m for g in groups for m in g]
     is_val = _split(names, cfg.validation_fraction)
     train_mels = [m for m, v in zip(mels, is_val) if not v]
     val_mels = [m for m, v in zip(mels, is_val) if v]

@@ -86,19 +86,38 @@ def waveform_views(y: np.ndarray, *, sr: int, rng: np.random.Generator, codecs: 
     return views
 
 
+class NoiseBank(list):
+    """Noise recordings (mel power ``[t, mels]``) drawn source by source: each group (one
+    ``--noise`` folder, or the synthetic noises) is as likely as any other, however many files it
+    holds. A plain list of recordings draws file by file."""
+
+    def __init__(self, groups: list[list[np.ndarray]]):
+        groups = [g for g in groups if g]
+        super().__init__(m for g in groups for m in g)
+        self.p = np.concatenate([np.full(len(g), 1.0 / (len(g) * len(groups))) for g in groups]) if groups else np.zeros(0)
+
+
+def draw_noise(noises: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One noise recording: by source from a :class:`NoiseBank`, else uniformly."""
+    if isinstance(noises, NoiseBank):
+        return noises[rng.choice(len(noises), p=noises.p)]
+    return noises[rng.integers(len(noises))]
+
+
 def add_noise(power: np.ndarray, noises: list[np.ndarray], *, snr_db: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
     """Mix a random noise window into each window of ``power`` at a random SNR (in place).
 
     Parameters
     ----------
     power : np.ndarray [shape=(n, frames, mels)], mel power (linear)
-    noises : list of np.ndarray [shape=(t, mels)], mel power of noise recordings (``t >= frames``)
+    noises : list of np.ndarray [shape=(t, mels)], mel power of noise recordings (``t >= frames``),
+        or a :class:`NoiseBank` (drawn source by source)
     snr_db : (low, high)
         SNR range in dB, measured on the window's total mel power.
     """
     n, frames, _ = power.shape
     for i in range(n):
-        a = noises[rng.integers(len(noises))]
+        a = draw_noise(noises, rng)
         start = rng.integers(0, len(a) - frames + 1)
         noise = a[start : start + frames]
         snr = rng.uniform(*snr_db)
@@ -157,4 +176,4 @@ def spec_mask(x: np.ndarray, *, max_frames: int, max_bands: int, rng: np.random.
     return x
 
 
-__all__ = ["View", "waveform_views", "add_noise", "random_eq", "band_shift", "random_lowpass", "spec_mask"]
+__all__ = ["View", "NoiseBank", "waveform_views", "draw_noise", "add_noise", "random_eq", "band_shift", "random_lowpass", "spec_mask"]
