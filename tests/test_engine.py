@@ -220,3 +220,21 @@ def test_an_index_of_a_retired_model_is_told_to_rebuild(tmp_path, library, recor
     assert "'autoencoder'" in msg and "no longer bundles" in msg and "audio2vec index YOUR_FOLDERS" in msg
     with SearchEngine.open(tmp_path / "idx", model=str(folder)) as engine:  # the old model, by folder
         assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path
+
+
+def test_an_index_of_the_previous_default_keeps_its_model(tmp_path, library):
+    """An index built when ``match_v1`` was the default (recorded as ``"default"``) opens with
+    ``match_v1``, still bundled, and finds its clips; a new index gets today's default."""
+    from search_engine.catalog import Catalog
+
+    path, y = next(iter(library.items()))
+    with SearchEngine.create(tmp_path / "old", model="match_v1") as engine:
+        Indexer(engine).add([path])
+        old_id = engine.encoder.model_id
+        with engine.catalog.Session.begin() as s:
+            Catalog.put_settings(s, {"model": "default"})
+    with SearchEngine.open(tmp_path / "old") as engine:
+        assert engine.encoder.model_id == old_id
+        assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path
+    with SearchEngine.create(tmp_path / "new") as engine:
+        assert engine.encoder.model_id != old_id
