@@ -123,9 +123,7 @@ class Encoder:
     def keras_model(self):
         """The inference network as a Keras model, window -> vector, with this model's weights
         (for training and tests: needs TensorFlow, the ``train`` extra)."""
-        from .model import build_embedder, build_encoder, build_projection
-
-        from .model import set_network_weights
+        from .model import build_embedder, build_encoder, build_projection, set_network_weights
 
         f = self.features
         enc = build_encoder(f.window_frames, f.n_mels, self.architecture)
