@@ -143,3 +143,28 @@ def test_not_found_is_said_clearly(server, browser, tmp_path):
     browser.find_element(By.ID, "clip-input").send_keys(str(bad))
     status = wait_for(browser, lambda d: d.find_element(By.ID, "status") if "error" in d.find_element(By.ID, "status").get_attribute("class") else None)
     assert status.text.startswith("broken.wav: ") and browser.find_element(By.ID, "results").get_attribute("hidden")
+
+
+def test_the_filter_box_narrows_the_search(server, browser, library, tmp_path):
+    """The "only" box sends its conditions as ``where`` (the CLI's --where): a bad one is said in
+    the status line, a condition no recording passes leaves no result, and one they all pass
+    finds the clip's recording again (Enter in the box asks again)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    path, y = list(library.items())[4]
+    clip = tmp_path / "filtered.wav"
+    sf.write(clip, y[6 * SR : 9 * SR], SR)
+    browser.get(server)
+    box = browser.find_element(By.ID, "where")
+    box.send_keys("colour=red")
+    browser.find_element(By.ID, "clip-input").send_keys(str(clip))
+    status = wait_for(browser, lambda d: d.find_element(By.ID, "status") if "error" in d.find_element(By.ID, "status").get_attribute("class") else None)
+    assert "unknown field 'colour'" in status.text
+    box.clear()
+    box.send_keys("duration>100000", Keys.ENTER)  # no recording is that long
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").text.startswith("0 results for filtered.wav"))
+    box.clear()
+    box.send_keys("duration>0; channels>=1", Keys.ENTER)
+    row = wait_for(browser, lambda d: first_row(d) if re.match(r"[1-9]\d* results for filtered\.wav", d.find_element(By.ID, "status").text) else None)
+    assert row.find_element(By.CSS_SELECTOR, ".path").text == path

@@ -6,7 +6,7 @@
 const $ = (sel) => document.querySelector(sel);
 const token = new URLSearchParams(location.search).get("token");
 const els = {
-  input: $("#clip-input"), drop: $("#drop"), record: $("#record"), k: $("#k"), status: $("#status"),
+  input: $("#clip-input"), drop: $("#drop"), record: $("#record"), k: $("#k"), where: $("#where"), status: $("#status"),
   verdict: $("#verdict"), table: $("#results"), body: $("#results tbody"), player: $("#player"),
   nowPlaying: $("#now-playing"), info: $("#index-info"), picture: $("#picture"), canvas: $("#spectrogram"),
   region: $("#region"), timeline: $("#timeline-passage"), caption: $("#picture-caption"),
@@ -28,6 +28,10 @@ async function getJSON(path, options) {
 
 function mode() { return $("#mode-similar").checked ? "similar" : "match"; }
 function k() { return Math.max(1, Math.min(100, parseInt(els.k.value, 10) || 10)); }
+// the filter box: "genre=Drums; duration<2" -> "&where=genre%3DDrums&where=duration%3C2"
+function filters() {
+  return els.where.value.split(";").map((w) => w.trim()).filter(Boolean).map((w) => "&where=" + encodeURIComponent(w)).join("");
+}
 function clock(s) {
   if (s === null || s === undefined) return "–";
   const m = Math.floor(s / 60), r = s - 60 * m;
@@ -54,7 +58,7 @@ async function ask(file) {
   form.append("clip", file, state.clip.name);
   const t0 = performance.now();
   try {
-    const answer = await getJSON(`/query?k=${k()}&mode=${mode()}`, { method: "POST", body: form });
+    const answer = await getJSON(`/query?k=${k()}&mode=${mode()}${filters()}`, { method: "POST", body: form });
     answer.mode = mode();
     await show(answer, `${Math.round(performance.now() - t0)} ms`);
   } catch (e) {
@@ -72,7 +76,7 @@ async function moreLikeThis(path) {
   setStatus(`Recordings that sound like ${baseName(path)}…`);
   const t0 = performance.now();
   try {
-    const answer = await getJSON(`/similar?path=${encodeURIComponent(path)}&k=${k()}`);
+    const answer = await getJSON(`/similar?path=${encodeURIComponent(path)}&k=${k()}${filters()}`);
     answer.mode = "similar";
     await show(answer, `${Math.round(performance.now() - t0)} ms`);
   } catch (e) { showError(e.message); }
@@ -304,6 +308,7 @@ async function toggleRecording() {
 els.input.addEventListener("change", () => { const f = els.input.files[0]; if (f) ask(f); });
 els.record.addEventListener("click", toggleRecording);
 for (const id of ["#mode-match", "#mode-similar"]) $(id).addEventListener("change", () => state.clip && ask(state.clip.file));
+els.where.addEventListener("change", () => state.clip && ask(state.clip.file));  // Enter or leaving the box asks again
 ["dragenter", "dragover"].forEach((t) => document.addEventListener(t, (ev) => { ev.preventDefault(); els.drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => document.addEventListener(t, (ev) => { ev.preventDefault(); els.drop.classList.remove("over"); }));
 document.addEventListener("drop", (ev) => { const f = ev.dataTransfer && ev.dataTransfer.files[0]; if (f) ask(f); });
