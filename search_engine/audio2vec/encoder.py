@@ -172,13 +172,11 @@ class Encoder:
             if session.get_modelmeta().custom_metadata_map.get("model_id") == self.model_id:
                 self._backend = "onnxruntime"
                 return lambda x: session.run(None, {"x": x})[0]
-            if not (self.folder / WEIGHT_FILES["encoder"]).is_file():
-                raise ParameterError(f"{onnx_path} was made from other weights than {self.folder / 'config.json'} "
-                                     f"names (model {self.model_id}), and the folder has no Keras weights")
         from .forward import forward
 
+        net = self.network()  # the Keras weights; refuses a stale ONNX file with none beside it
         self._backend = "numpy"
-        return functools.partial(forward, self.network())
+        return functools.partial(forward, net)
 
     @classmethod
     def load(cls, model: str | os.PathLike = "default") -> "Encoder":

@@ -288,7 +288,8 @@ def train(
         )
     log(f"training on {len(mels)} files, {seconds / 3600:.2f} h of audio")
     groups = [_synthetic_noises(f, rng)]
-    for source in ([noise_paths] if noise_paths and not cfg.noise_by_source else [[p] for p in noise_paths]):
+    sources = [[p] for p in noise_paths] if cfg.noise_by_source else ([list(noise_paths)] if noise_paths else [])
+    for source in sources:  # one group per noise path, or all of them as one
         extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log)
         groups.append(extra)
         log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min" + (f" from {source[0]}" if cfg.noise_by_source else ""))
