@@ -4,9 +4,10 @@ A ``match`` query says ``"matched": true`` and a ``"confidence"`` for its first 
 script measures, per damage and clip length (1, 3, 10 s), how often the right recording is ranked
 first (top-1) beside how often it is ranked first *and claimed* (claimed-and-right), and how many
 clips from no indexed recording are claimed (false claims, with a Clopper-Pearson bound); it fits
-the decision (:mod:`search_engine.decision` over :func:`search_engine.query.claim_basis`: a
-logistic regression for clips under 2 s, monotone boosted trees for longer ones, operating points
-per length from out-of-fold confidences) on one set of recordings and reports on another.
+the decision (:mod:`search_engine.decision` over :func:`search_engine.query.claim_basis`: one
+logistic regression per length range, 1 s / 3 s / 10 s, or monotone boosted trees with ``--kind``;
+operating points per length from out-of-fold confidences) on one set of recordings and reports on
+another.
 
 Splits (none of it used in training; the SuperTuxKart pieces split alternately in name order,
 a piece's ``_fast`` variant with it):
@@ -23,6 +24,9 @@ a piece's ``_fast`` variant with it):
   only as library pieces, never as outsiders).
 - ``report10h``: the report split's clips against its library grown to 10 hours with real-audio
   distractors (:func:`distractor_library`).
+- ``--edge-per-file N`` (default 1): also N clips of each library file per length that straddle
+  its start or end (10-40 % of the clip outside, silence there): in-library clips, reported apart
+  (``edge_clips``) and kept out of the fit.
 - ``--reversed-per-file N``: also N clips of each library file played backwards, as outsiders
   (source ``reversed``: what ``audio2vec calibrate`` makes; kept out of the fit, compared with the
   real outsiders in the report's ``calibrate_check``).
@@ -46,7 +50,7 @@ Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
     python benchmarks/claims.py collect --split fit
     python benchmarks/claims.py collect --split report
     python benchmarks/claims.py collect --split report10h
-    python benchmarks/claims.py fit [--target 0.01] [--kind logistic trees trees] [--edges 2 5] [--basis ...] [--write]   # match_decision with the model
+    python benchmarks/claims.py fit [--target 0.01] [--kind logistic logistic logistic] [--edges 2 5] [--basis ...] [--write]   # match_decision with the model
     python benchmarks/claims.py calibrate-run                   # audio2vec calibrate on the report library
     python benchmarks/claims.py report                          # results JSON + docs/claims_curve.png
 """
@@ -165,6 +169,25 @@ def cut(y: np.ndarray, seconds: float, n: int, rng) -> list[float]:
     return [float(rng.uniform(0, len(y) / SR - seconds)) for _ in range(n)]
 
 
+def cut_edges(y: np.ndarray, seconds: float, n: int, rng) -> list[float]:
+    """Starts (seconds) of clips that straddle the recording's start or end: 10-40 % of each clip
+    lies outside it (a clip recorded a moment before a piece begins, or after it ends)."""
+    if len(y) < (seconds + 0.5) * SR:
+        return []
+    hang = rng.uniform(0.1, 0.4, size=n) * seconds
+    return [float(-h if rng.random() < 0.5 else len(y) / SR - seconds + h) for h in hang]
+
+
+def excerpt(y: np.ndarray, start_s: float, seconds: float) -> np.ndarray:
+    """``seconds`` of ``y`` from ``start_s``, silence where that lies outside ``y``."""
+    a, n = int(round(start_s * SR)), int(round(seconds * SR))
+    out = np.zeros(n, dtype=y.dtype)
+    lo, hi = max(a, 0), min(a + n, len(y))
+    if hi > lo:
+        out[lo - a: hi - a] = y[lo:hi]
+    return out
+
+
 # --- damage -------------------------------------------------------------------------------------
 
 def _tool(cmd_in_out, y: np.ndarray, out_ext: str = ".wav") -> np.ndarray:
@@ -279,7 +302,8 @@ def degrade(cond: str, clip: np.ndarray, noise: list[np.ndarray], rng) -> np.nda
 # --- collect ------------------------------------------------------------------------------------
 
 def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "",
-            durations=DURATIONS, reversed_per_file: int = 0, max_clips: int | None = None, distractors: list[Path] | None = None) -> Path:
+            durations=DURATIONS, reversed_per_file: int = 0, max_clips: int | None = None, distractors: list[Path] | None = None,
+            edge_per_file: int = 1) -> Path:
     from indexer import Indexer
     from search_engine import SearchEngine
 
@@ -306,6 +330,8 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
             src = "stk" if str(p).startswith(str(STK_MUSIC)) else "music21"
             for s in durations:
                 clips += [("inside", src, path_key(p), path_key(p), s, t) for t in cut(y, s, per_file_in, rng)]
+                # clips that straddle the recording's start or end (marked "edge": reported apart)
+                clips += [("inside", src, path_key(p), path_key(p), s, t) for t in cut_edges(y, s, edge_per_file, rng)]
                 # the library's own recordings played backwards: outsiders with the library's sound
                 # (what ``audio2vec calibrate`` makes on a user's index)
                 clips += [("outside", "reversed", path_key(p), None, s, t) for t in cut(y, s, reversed_per_file, rng)]
@@ -346,15 +372,17 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                 cl = []
                 for j in js:
                     (kind, src, path, truth, s, t), _ = chunk[j]
-                    piece = audio(path)[int(t * SR): int((t + s) * SR)]
+                    piece = excerpt(audio(path), t, s)
                     cl.append(piece[::-1].copy() if src == "reversed" else piece)
                 for j, w in zip(js, degrade_batch(cond, cl, noise, rng)):
                     waves[j] = (w, SR)
             answers = engine.query_batch(waves, k=1)
             for ((kind, src, path, truth, s, t), cond), a in zip(chunk, answers):
                 top = a.matches[0] if a.matches else None
+                outside_s = max(0.0, -t) + max(0.0, t + s - len(audio(path)) / SR)
                 records.append({
                     "kind": kind, "source": src, "path": path, "condition": cond, "seconds": s, "start": round(t, 3),
+                    **({"edge": round(outside_s / s, 3)} if outside_s > 0 else {}),
                     "right": bool(top is not None and truth is not None and top.path == truth),
                     "top_in_library": bool(top is not None and top.path in lib_paths),
                     "threshold_matched": bool(top is not None and top.distance <= engine.match_threshold(s)), "features": a.features[0] if a.features else None,
@@ -391,7 +419,7 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
             decision, model_id = engine.match_decision, engine.encoder.model_id
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rec = [r for r in load_split(split, model)["records"] if r["features"] is not None]
+    rec = [r for r in load_split(split, model)["records"] if r["features"] is not None and "edge" not in r]
     conf = confidences(rec, decision)
     from search_engine.query import claim_threshold
 
@@ -461,19 +489,29 @@ def confidences(records, decision) -> np.ndarray:
     return np.array([claim_confidence(r["features"], decision) if r["features"] is not None else 0.0 for r in records])
 
 
-def operating_point(conf_out: np.ndarray, target: float) -> float:
-    """Smallest confidence threshold at which at most ``target`` of the outsiders are claimed."""
+def operating_point(conf_out: np.ndarray, target: float, conf_right: np.ndarray | None = None) -> float:
+    """The confidence a claim needs: the smallest threshold at which at most ``target`` of the
+    outsiders are claimed; given ``conf_right`` (the confidences of the in-library clips ranked
+    right), raised to where claimed-right minus claimed outsiders is largest (the highest such
+    threshold): an outsider claimed must buy at least one more right claim, so the target is a
+    ceiling, not a budget to spend where the right clips are claimed anyway."""
     c = np.sort(conf_out)[::-1]
     allowed = int(np.floor(target * len(c)))
-    if allowed >= len(c):
-        return 0.0
-    return float(np.nextafter(c[allowed], 1.0))  # claims need conf >= threshold; the allowed-th outsider and below are refused
+    low = 0.0 if allowed >= len(c) else float(np.nextafter(c[allowed], 1.0))  # the allowed-th outsider and below are refused
+    if conf_right is None or not len(c):
+        return low
+    # raising the threshold just past an outsider refuses it: those are the thresholds worth trying
+    tried = np.unique(np.concatenate([[low], np.nextafter(c[c >= low], 1.0)]))
+    gain = (conf_right[None, :] >= tried[:, None]).sum(axis=1) - (c[None, :] >= tried[:, None]).sum(axis=1)
+    return float(tried[np.flatnonzero(gain == gain.max())[-1]])
 
 
 #: the sign of each basis input's effect on the trees' log-odds (monotone constraints: a nearer,
-#: more distinct, better aligned match never lowers the confidence)
+#: more distinct, better aligned match, lying more inside its recording, never lowers the confidence)
 MONOTONE = {"distance": -1, "margin": 1, "relative": -1, "agree": 1, "spread_s": -1, "log_duration": 0, "level_db": 0, "excess": -1,
-            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1}
+            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1, "inside": 1}
+#: the inputs ``fit`` uses unless told (``--basis``)
+FIT_BASIS = CLAIM_BASIS + ("inside",)
 
 
 def _trees(basis, seed: int = 0):
@@ -521,14 +559,15 @@ def _fit_part(X, y, rec, kind: str, target: float, per_length: bool, basis) -> t
     seconds = np.array([r["seconds"] for r in rec])
     # the operating point: the confidence that at most ``target`` of the fit outsiders reach, each
     # judged by a decision fitted without its recording
-    decision["threshold"] = float(np.ceil(operating_point(oof[outside], target) * 1e6) / 1e6)
+    right = ~outside & (y == 1)
+    decision["threshold"] = float(np.ceil(operating_point(oof[outside], target, oof[right]) * 1e6) / 1e6)
     if per_length and len(set(seconds.tolist())) > 1:
-        decision["thresholds"] = {f"{d:g}": float(np.ceil(operating_point(oof[outside & (seconds == d)], target) * 1e6) / 1e6)
+        decision["thresholds"] = {f"{d:g}": float(np.ceil(operating_point(oof[outside & (seconds == d)], target, oof[right & (seconds == d)]) * 1e6) / 1e6)
                                   for d in sorted(set(seconds.tolist()))}
     return decision, oof
 
 
-def fit(model: str, target: float, write: bool, kinds=("logistic", "trees", "trees"), per_length: bool = True, edges: tuple = (2.0, 5.0), basis=CLAIM_BASIS) -> dict:
+def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "logistic"), per_length: bool = True, edges: tuple = (2.0, 5.0), basis=FIT_BASIS) -> dict:
     """Fit the claim decision on the fit split: one part per length range (``edges``, seconds),
     part ``j`` of kind ``kinds[j]`` (the last kind repeats), each with its operating point(s)."""
     from search_engine.query import claim_threshold
@@ -539,7 +578,7 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees", "tre
     # backwards clips of the library are kept out: they stand in for outsiders in ``audio2vec
     # calibrate`` and are checked against the real ones in ``report``; a held chord played backwards
     # is still nearly itself, so they would set the model's point for clips it never meets
-    X, y, rec = _xy([r for r in fit_data["records"] if r["source"] != "reversed"], basis)
+    X, y, rec = _xy([r for r in fit_data["records"] if r["source"] != "reversed" and "edge" not in r], basis)
     outside = np.array([r["kind"] == "outside" for r in rec])
     seconds = np.array([r["seconds"] for r in rec])
     lengths = sorted(set(seconds.tolist()))
@@ -566,7 +605,8 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "trees", "tre
                        "data": "benchmarks/claims.py split 'fit' (see its docstring)", "clips": len(rec),
                        "outsiders": int(outside.sum()), "outsiders_per_length": {f"{d:g}": int((outside & (seconds == d)).sum()) for d in lengths},
                        "library_hours": fit_data["library_hours"],
-                       "operating_point": "per part and length: at most the target of the fit outsiders claimed, each judged by a decision fitted without its recording (5 folds by recording)",
+                       "operating_point": "per part and length: at most the target of the fit outsiders claimed, each judged by a decision fitted without its recording (5 folds by recording), "
+                                          "then raised to where claimed-right minus claimed outsiders is largest",
                        "false_claims_out_of_fold": round(float(claimed[outside].mean()), 4),
                        "claimed_right_out_of_fold": round(float(np.mean(claimed[~outside] & y[~outside].astype(bool))), 4)}
     if write:
@@ -612,6 +652,8 @@ def report(model: str, plot: bool) -> dict:
         if data is None:
             continue
         rec = [r for r in data["records"] if r["features"] is not None]
+        edge = [r for r in rec if "edge" in r]  # clips straddling a recording's start or end: apart
+        rec = [r for r in rec if "edge" not in r]
         lengths = sorted({r["seconds"] for r in rec})
         conf = confidences(rec, decision)
         need = np.array([claim_threshold(decision, r["features"]["duration_s"]) if r["features"] else 1.0 for r in rec])
@@ -636,6 +678,14 @@ def report(model: str, plot: bool) -> dict:
         s["false_claims_by_source"] = {k: {"clips": int((~inside & (src == k)).sum()), "claimed": int((claimed & ~inside & (src == k)).sum()),
                                            "upper95": round(_upper95(int((claimed & ~inside & (src == k)).sum()), int((~inside & (src == k)).sum())), 4)}
                                        for k in sorted(set(src[~inside].tolist()))}
+        if edge:
+            e_conf = confidences(edge, decision)
+            e_claimed = e_conf >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in edge])
+            e_right = np.array([r["right"] for r in edge])
+            e_secs = np.array([r["seconds"] for r in edge])
+            s["edge_clips"] = {f"{d:g}s": {"queries": int((e_secs == d).sum()), "top1": round(float(e_right[e_secs == d].mean()), 4),
+                                            "claimed_right": round(float(np.mean(e_right[e_secs == d] & e_claimed[e_secs == d])), 4)}
+                               for d in sorted(set(e_secs.tolist()))}
         if (src == "reversed").any():
             s["calibrate_check"] = _calibrate_check(rec, conf, need, inside, right, src, decision["target_false_claims"])
         for d in lengths:
@@ -759,6 +809,8 @@ def _table(split: str, s: dict) -> str:
         lines.append(f"{key:<18}{c['queries']:>5}{c['top1'] if c['top1'] is not None else float('nan'):>8.3f}{c['claimed_right'] if c['claimed_right'] is not None else float('nan'):>9.3f}"
                      f"{c['claimed_right_threshold'] if c['claimed_right_threshold'] is not None else float('nan'):>8.3f}{c.get('outsiders', 0):>6}"
                      f"{c.get('false_claims', float('nan')):>8.3f}{c.get('false_claims_threshold', float('nan')):>8.3f}")
+    if s.get("edge_clips"):
+        lines.append("clips straddling a recording's start or end: " + "; ".join(f"{k}: {v['queries']} clips, top-1 {v['top1']:.4f}, claimed-and-right {v['claimed_right']:.4f}" for k, v in s["edge_clips"].items()))
     return "\n".join(lines)
 
 
@@ -802,15 +854,16 @@ def main(argv=None) -> int:
     c.add_argument("--tag", default="", help="suffix of the cache file: more clips of a split (other --seed) kept beside the first run's")
     c.add_argument("--durations", nargs="+", type=float, default=list(DURATIONS))
     c.add_argument("--reversed-per-file", type=int, default=0, help="clips of each library file played backwards, as outsiders")
+    c.add_argument("--edge-per-file", type=int, default=1, help="clips of each library file (per length) that straddle its start or end (10-40 %% outside)")
     c.add_argument("--max-clips", type=int, default=None, help="stop after this many clips (the plan is in random order)")
     f = sub.add_parser("fit")
     f.add_argument("--target", type=float, default=0.01)
     f.add_argument("--write", action="store_true")
-    f.add_argument("--kind", nargs="+", choices=["trees", "logistic"], default=["logistic", "trees", "trees"],
+    f.add_argument("--kind", nargs="+", choices=["trees", "logistic"], default=["logistic", "logistic", "logistic"],
                    help="the kind of each part (shortest clips first; the last repeats)")
     f.add_argument("--one-point", action="store_true", help="one operating point per part, not one per clip length")
     f.add_argument("--edges", nargs="*", type=float, default=[2.0, 5.0], help="clip lengths (s) where one fitted decision hands over to the next")
-    f.add_argument("--basis", nargs="+", default=list(CLAIM_BASIS), choices=sorted(MONOTONE), help="the decision's inputs (search_engine.query.BASIS_INPUTS)")
+    f.add_argument("--basis", nargs="+", default=list(FIT_BASIS), choices=sorted(MONOTONE), help="the decision's inputs (search_engine.query.BASIS_INPUTS)")
     k = sub.add_parser("calibrate-run", help="audio2vec calibrate on the report library, judged on the report clips")
     k.add_argument("--clips", type=int, default=1000)
     r = sub.add_parser("report")
@@ -820,7 +873,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.step == "collect":
         collect(args.split, args.model, args.per_file_inside, args.per_file_outside, args.seed, args.conditions, args.tag,
-                args.durations, args.reversed_per_file, args.max_clips)
+                args.durations, args.reversed_per_file, args.max_clips, edge_per_file=args.edge_per_file)
     elif args.step == "fit":
         fit(args.model, args.target, args.write, args.kind, not args.one_point, tuple(args.edges), tuple(args.basis))
     elif args.step == "calibrate-run":

@@ -16,7 +16,9 @@ original gets one planted copy, every third one a second copy of another kind, t
 Look-alike non-copies: the other held-out works of that part (same soundfont, same styles: Essen
 folk tunes, Palestrina, Bach chorales, O'Neill's Irish tunes, ...), less any that share a tune with
 an original (``common.sharing_music``), all in the same library. ``--split dev`` (for choosing the
-settings, not reported): SuperTuxKart pieces 0, 2, 4, ... and the held-out ``outsiders`` works.
+settings, not reported): SuperTuxKart pieces 0, 2, 4, ... and the held-out ``outsiders`` works,
+with the ``calibration_outsiders`` works (60 min more, Ryan's Mammoth hornpipes and jigs among them)
+as further look-alikes.
 Intros come from SuperTuxKart pieces of the other split (never in the library).
 
 Scored: pairs of files in one predicted group against pairs in one true group (precision,
@@ -121,11 +123,11 @@ def build_library(split: str, seed: int) -> tuple[list[Path], list[list[Path]], 
     stk = stk_music_library()
     if split == "report":
         stk_orig, intro_pool, works = stk[1::2], stk[0::2], heldout_music("library")
-    else:
+    else:  # the dev split has more look-alikes than copies' originals: 60 more minutes of works
         stk_orig, intro_pool, works = stk[0::2], stk[1::2], heldout_music("outsiders")
     long_works = [w for w in works if sf.info(str(w)).duration >= 40]
     work_orig = long_works[: len(long_works) // 3]
-    lookalikes = [w for w in works if w not in work_orig]
+    lookalikes = [w for w in works if w not in work_orig] + (heldout_music("calibration_outsiders") if split == "dev" else [])
     shared = sharing_music(lookalikes, work_orig)
     lookalikes = [w for w in lookalikes if w not in shared]
     stk_orig = [p for p in stk_orig if sf.info(str(p)).duration >= 30]  # not the short jingles

@@ -182,9 +182,11 @@ def query(
     """Find the recordings nearest to each CLIP, ranked by Euclidean distance (smaller is nearer).
 
     With --json, stdout gets exactly one line per clip, in the order given:
-    {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "matched": true, "confidence": 0.99}, ...]}
+    {"query": CLIP, "matched": true, "confidence": 0.99, "results": [{"rank": 1, "path": ..., "distance": ..., "offset_s": ..., "speed": 1.0, "matched": true, "confidence": 0.99}, ...]}
     and a clip that cannot be read gets {"query": CLIP, "results": [], "error": "..."}.
-    offset_s is where in the recording the clip starts (seconds). A clip over 30 s that plays
+    offset_s is where in the recording the clip starts (seconds); speed (match mode) how fast the
+    clip plays against the recording (1.05: 5 % faster; 1 for clips under about 3.5 s, too short
+    for a tempo change to show). A clip over 30 s that plays
     several indexed recordings gets one result per recording, in the clip's order, each with
     query_start_s and query_end_s (the span of the clip in it; offset_s is where that span
     starts in the recording). matched (match mode): the clip is in that recording (the model's
@@ -235,7 +237,8 @@ def _print_table(res) -> None:
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
         tag = (tag if len(tag) <= tag_room else tag[: tag_room - 1] + "…",) if tag_room else ()
         span = (f"{_clock(m.query_start_s)}-{_clock(m.query_end_s)}",) if spans else ()
-        table.add_row(*span, str(m.rank), f"{m.distance:.4f}", *conf, _clock(m.offset_s), _tail(one_line(m.path), room), *tag)
+        offset = _clock(m.offset_s) + (f" ×{m.speed:.2f}" if abs(m.speed - 1) >= 0.005 else "")
+        table.add_row(*span, str(m.rank), f"{m.distance:.4f}", *conf, offset, _tail(one_line(m.path), room), *tag)
     if not res.matches:
         table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")
     console.print(table)
@@ -591,6 +594,7 @@ def train(
     band_shift: Annotated[int, typer.Option("--band-shift", min=0, help="distill: shift the student's view by up to this many mel bands (half of the windows); the teacher read it unshifted.")] = 0,
     view_sets: Annotated[int, typer.Option("--view-sets", min=1, help="contrastive: random sets of degraded views made per training file (more sets, more varied pairs; each costs about 1/20 of the audio's duration).")] = 1,
     varied_views: Annotated[bool, typer.Option("--varied-views", help="contrastive: wider damage (16-64 kbps MP3/AAC, longer rooms, 1-9 % speed and tempo) plus pitch-shifted and chained (speed, room, codec) views.")] = False,
+    pair_snr: Annotated[tuple[float, float], typer.Option("--pair-snr", help="contrastive: SNR range in dB (LOW HIGH) of the noise mixed into the degraded views, measured on each 1 s window's mel power.")] = (0.0, 10.0),
     noise_by_source: Annotated[bool, typer.Option("--noise-by-source", help="Draw noise source by source: each --noise path, and the synthetic noises, equally often (by default every file is equally likely, so a folder of many short files crowds out the rest).")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
@@ -605,7 +609,7 @@ def train(
         objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed,
         teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
         distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten, distill_band_shift=band_shift,
-        view_sets=view_sets, varied_views=varied_views, noise_by_source=noise_by_source,
+        view_sets=view_sets, varied_views=varied_views, noise_by_source=noise_by_source, pair_snr_db=tuple(pair_snr),
     )
     try:
         run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err)

@@ -46,6 +46,10 @@ class Match:
     #: recording); None for a clip answered whole
     query_start_s: float | None = None
     query_end_s: float | None = None
+    #: ``match`` mode: how fast the clip plays against the recording (1.05: 5 % faster, as tape
+    #: or a sped-up upload), the tempo it was aligned at (:func:`tempo_rates`; 1 for a clip too
+    #: short for tempo to matter)
+    speed: float = 1.0
     #: the recording's tags, duration_s, sample_rate_hz and channels (:func:`~search_engine.filters.file_tags`)
     tags: dict | None = field(default=None, hash=False)
 
@@ -73,8 +77,8 @@ class QueryResult:
     def as_dict(self) -> dict:
         """The JSON object of this answer, as ``audio2vec query --json`` prints it (one line) and
         ``audio2vec serve`` returns it: ``{"query", "matched"?, "confidence"?, "results": [{"rank",
-        "path", "distance", "offset_s", "matched"?, "confidence"?, "tags"}], "error"?}``; ``matched`` and
-        ``confidence`` (null for a model without a fitted decision) only in ``match`` mode,
+        "path", "distance", "offset_s", "speed"?, "matched"?, "confidence"?, "tags"}], "error"?}``; ``speed``,
+        ``matched`` and ``confidence`` (null for a model without a fitted decision) only in ``match`` mode,
         ``error`` only for a clip that could not be read; ``tags`` of each result: the recording's
         tags (title, artist, album, genre, track, ...), ``duration_s``, ``sample_rate_hz`` and
         ``channels``. A long clip's results (one per span of it found in a recording,
@@ -85,7 +89,7 @@ class QueryResult:
             line["confidence"] = self.confidence
         line["results"] = [
             {"rank": m.rank, "path": m.path, "distance": m.distance, "offset_s": m.offset_s}
-            | ({"matched": m.matched, "confidence": m.confidence} if m.matched is not None else {})
+            | ({"speed": m.speed, "matched": m.matched, "confidence": m.confidence} if m.matched is not None else {})
             | ({"query_start_s": m.query_start_s, "query_end_s": m.query_end_s} if m.query_start_s is not None else {})
             | ({"tags": m.tags} if m.tags is not None else {})
             for m in self.matches
@@ -138,12 +142,18 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Alignment:
-    """A scored candidate: recording row (into the file table), offset in query hops, distance."""
+    """A scored candidate: recording row (into the file table), offset in query hops (where the
+    clip's middle lies, :func:`aligned_pairs`), distance, windows scored, and tempo rate."""
 
     row: int
     offset: int
     distance: float
     windows: int
+    rate: float = 1.0
+
+    def start_hops(self, n_windows: int) -> float:
+        """Where the clip's first window lies in the recording (query hops)."""
+        return self.offset - (self.rate - 1) * (n_windows - 1) / 2.0
 
 
 def vote_alignments(
@@ -279,6 +289,91 @@ def best_offsets(
     return out
 
 
+#: the largest tempo change, either way, that the match path aligns a clip at (tape played 5 %
+#: fast is a rate of 1.05): see :func:`tempo_rates`
+MAX_TEMPO_CHANGE = 0.08
+
+
+def tempo_rates(n_windows: int, *, phases: int, max_change: float = MAX_TEMPO_CHANGE) -> np.ndarray:
+    """The rates (recording seconds per clip second) a clip's alignment is tried at, 1 first.
+
+    Neighbouring rates are ``phases / (2 n_windows)`` apart, so their alignments part by a quarter
+    of a segment hop at the clip's ends (a clip at a rate between two is at most an eighth of a hop
+    off there), as far as ``max_change`` either way. A clip short enough that ``max_change`` moves
+    its ends by less than that is aligned at rate 1 only (``[1.0]``): 3 s at ``phases`` 16.
+    """
+    step = phases / (2.0 * max(n_windows, 1))
+    return np.array([1.0] + [1.0 + sign * j * step for j in range(1, int(max_change / step) + 1) for sign in (1, -1)])
+
+
+def _pair_grid(offsets: np.ndarray, rates: np.ndarray, n_windows: int, *, phases: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows paired with segments under many alignments at once (see :func:`aligned_pairs`):
+    ``(windows [n_alignments, n_segments], segments [n_segments])``, ``windows`` -1 where that
+    alignment leaves the segment uncovered. ``offsets`` and ``rates``: one per alignment."""
+    o, r = np.asarray(offsets, dtype=np.float64)[:, None], np.asarray(rates, dtype=np.float64)[:, None]
+    c = (n_windows - 1) / 2.0
+    reach = float(np.max(np.abs(r - 1)) * c + np.max(r))
+    seg = np.arange(int(np.floor((o.min() - reach) / phases)), int(np.ceil((o.max() + n_windows + reach) / phases)) + 1)
+    win = np.rint((seg[None, :] * phases - o + (r - 1) * c) / r).astype(np.int64)
+    return np.where((win >= 0) & (win < n_windows), win, -1), seg
+
+
+def aligned_pairs(offset: int, rate: float, n_windows: int, *, phases: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clip windows and recording segments an alignment pairs: ``(windows, segments)``.
+
+    At ``rate`` (recording seconds per clip second) the clip's window ``i`` lies at
+    ``offset + i + (rate - 1) (i - c)`` query hops into the recording, ``c`` the clip's middle
+    window: ``offset`` places the middle, and the rate stretches the clip about it. Each segment
+    ``j`` the clip covers is paired with the window that lies nearest to it (at rate 1: exactly on
+    it, the windows ``i`` with ``offset + i`` a multiple of ``phases``). Segments may be negative or
+    past the recording's end; the caller keeps those that exist.
+    """
+    win, seg = _pair_grid(np.array([offset]), np.array([rate]), n_windows, phases=phases)
+    keep = win[0] >= 0
+    return win[0][keep], seg[keep]
+
+
+def best_rate(
+    offset: int, distance, n_windows: int, n_segments: int, *, phases: int, rates: Sequence[float]
+) -> tuple[int, float, int, float] | None:
+    """Refine an alignment found at rate 1 (:func:`best_offsets`) over tempo: the rate among
+    ``rates`` and the offset within ±``phases / 2`` hops of ``offset`` whose paired windows
+    (:func:`aligned_pairs`) are nearest on average.
+
+    ``distance``: callable(window indices [m], segment indices [m]) -> np.ndarray [m] of Euclidean
+    distances. Returns ``(offset, mean distance, windows, rate)``, or None when every alignment
+    leaves more than half of the clip outside the recording.
+    """
+    rates = np.repeat(np.asarray(rates, dtype=np.float64), phases)
+    offsets = np.tile(np.arange(offset - phases // 2, offset + phases // 2), len(rates) // phases)
+    win, seg = _pair_grid(offsets, rates, n_windows, phases=phases)
+    inside = (win >= 0) & (seg >= 0) & (seg < n_segments)
+    count = inside.sum(axis=1)
+    ok = (count > 0) & (2 * count >= (win >= 0).sum(axis=1))
+    if not ok.any():
+        return None
+    rows, cols = np.nonzero(inside & ok[:, None])
+    sums = np.bincount(rows, weights=distance(win[rows, cols], seg[cols]), minlength=len(offsets))
+    mean = np.where(ok, sums / np.maximum(count, 1), np.inf)
+    best = int(np.argmin(mean))
+    return int(offsets[best]), float(mean[best]), int(count[best]), float(rates[best])
+
+
+def at_best_tempo(a: Alignment, distance, n_windows: int, n_segments: int, *, phases: int) -> Alignment:
+    """Alignment ``a`` (found at rate 1) at its best tempo rate (:func:`best_rate` over
+    :func:`tempo_rates`), or ``a`` itself when no other rate brings the clip nearer or the clip
+    is too short for tempo to matter. ``distance`` as in :func:`best_rate`."""
+    rates = tempo_rates(n_windows, phases=phases)
+    if len(rates) == 1:
+        return a
+    found = best_rate(a.offset, distance, n_windows, n_segments, phases=phases, rates=rates)
+    step = rates[1] - 1
+    while found and found[3] != 1.0 and step > 0.004:  # between grid rates, halving the step: the speed to about 0.3 %
+        step /= 2
+        found = best_rate(found[0], distance, n_windows, n_segments, phases=phases, rates=[found[3], found[3] - step, found[3] + step])
+    return Alignment(a.row, found[0], found[1], found[2], found[3]) if found and found[1] < a.distance else a
+
+
 def weighted_vote(labels: list[str], distances: np.ndarray, *, min_confidence: float) -> tuple[str, float]:
     """The label most of the neighbours vote for, each weighted by ``1 / distance``.
 
@@ -315,7 +410,7 @@ def pool(vectors: np.ndarray) -> np.ndarray:
 # --- the claim: is the clip in the recording ranked first? -------------------------------------
 
 #: the measurements a claim is decided on, per match (see :func:`claim_features`)
-CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess")
+CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess", "inside")
 
 
 def neighbour_background(dist: np.ndarray) -> float:
@@ -341,20 +436,31 @@ def neighbour_background(dist: np.ndarray) -> float:
     return float(np.nanmedian(last)) if np.isfinite(last).any() else float("nan")
 
 
-def aligned_nearest(dist: np.ndarray, offset: int, *, phases: int) -> float:
+def aligned_nearest(dist: np.ndarray, offset: int, *, phases: int, rate: float = 1.0) -> float:
     """Mean nearest-neighbour distance (embedding units) of the clip windows that an alignment at
-    ``offset`` (query hops) scores, i.e. those ``i`` with ``offset + i`` a multiple of ``phases``
-    (see :func:`best_offset`): the best any alignment could do on them. ``nan`` when none.
+    ``offset`` (query hops) and ``rate`` scores (:func:`aligned_pairs`; at rate 1 those ``i`` with
+    ``offset + i`` a multiple of ``phases``): the best any alignment could do on them. ``nan`` when none.
 
     ``dist``: ``[n_windows, n_neighbours]`` k-NN distances, nearest first (``inf`` where none).
     """
     d = np.asarray(dist, dtype=np.float64)
     if d.size == 0:
         return float("nan")
-    i = np.arange(d.shape[0])
-    first = d[(offset + i) % phases == 0, 0]
+    first = d[aligned_pairs(offset, rate, d.shape[0], phases=phases)[0], 0]
     first = first[np.isfinite(first)]
     return float(first.mean()) if first.size else float("nan")
+
+
+def inside_share(offset: int, rate: float, n_windows: int, n_segments: int, *, phases: int) -> float:
+    """Share (0..1) of the clip's windows that an alignment (``offset`` and ``rate`` as in
+    :func:`aligned_pairs`) places within the recording's ``n_segments`` segments (to half a
+    segment hop beyond its first and last): 1 for a clip that lies inside the recording, 0.5 for
+    one whose first half hangs before its start."""
+    if n_windows <= 0:
+        return 0.0
+    i = np.arange(n_windows)
+    at = offset + i + (rate - 1) * (i - (n_windows - 1) / 2.0)
+    return float(np.mean((at >= -phases / 2) & (at <= (n_segments - 0.5) * phases)))
 
 
 def alignment_support(rows: np.ndarray, within: np.ndarray, row: int, offset: int, *, phases: int, hop_s: float) -> tuple[float, float]:
@@ -417,7 +523,8 @@ def clip_level_db(y: np.ndarray) -> float:
 
 
 def claim_features(
-    distances: np.ndarray, *, background: float, nearest: list[float], support: list[tuple[float, float]], duration_s: float, level_db: float
+    distances: np.ndarray, *, background: float, nearest: list[float], support: list[tuple[float, float]], duration_s: float, level_db: float,
+    inside: list[float] | None = None,
 ) -> list[dict]:
     """The claim features of each ranked match (:data:`CLAIM_FEATURES`).
 
@@ -433,6 +540,8 @@ def claim_features(
         :func:`alignment_support` of each match's alignment.
     duration_s, level_db : float
         The clip's length (seconds) and level (dB full scale, :func:`clip_level_db`).
+    inside : list of float, optional
+        :func:`inside_share` of each match's alignment (1 when not given).
 
     Returns
     -------
@@ -441,7 +550,8 @@ def claim_features(
     for it); ``relative``, ``distance / background`` (near 1 for a clip from no recording, and
     following the library's size); ``agree`` and ``spread_s`` (see :func:`alignment_support`);
     ``duration_s``; ``level_db``; ``excess``, ``distance - nearest`` (embedding units: what holding
-    the windows to one alignment costs over each window's own nearest segment; 0 where unknown).
+    the windows to one alignment costs over each window's own nearest segment; 0 where unknown);
+    ``inside``, the share of the clip the alignment places within the recording.
     """
     d = np.asarray(distances, dtype=np.float64)
     bg = background if np.isfinite(background) and background > 0 else (float(d.max()) if d.size else 1.0)
@@ -454,6 +564,7 @@ def claim_features(
             "distance": float(dj), "margin": other - float(dj), "relative": float(dj) / max(bg, 1e-6),
             "agree": float(agree), "spread_s": float(spread), "duration_s": float(duration_s),
             "level_db": float(level_db), "excess": float(dj) - nearest[j] if np.isfinite(nearest[j]) else 0.0,
+            "inside": float(inside[j]) if inside is not None else 1.0,
         })
     return out
 
@@ -473,6 +584,7 @@ BASIS_INPUTS = {
     "distance*log_duration": lambda f, logd: f["distance"] * logd,
     "margin*log_duration": lambda f, logd: f["margin"] * logd,
     "agree*log_duration": lambda f, logd: f["agree"] * logd,
+    "inside": lambda f, logd: f.get("inside", 1.0),
 }
 #: the inputs of a decision that does not name its own (``basis``)
 CLAIM_BASIS = ("distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",

@@ -22,12 +22,14 @@ from .query import (
     QueryResult,
     aligned_nearest,
     alignment_support,
+    at_best_tempo,
     best_alignment_per_recording,
     best_offset,
     best_offsets,
     claim_confidence,
     claim_features,
     clip_level_db,
+    inside_share,
     neighbour_background,
     pool,
     vote_alignments,
@@ -39,6 +41,9 @@ from .query import (
 UNCALIBRATED_THRESHOLD = 0.8
 #: at most this many query windows per FAISS search of a batch (bounds its distance buffers)
 SEARCH_CHUNK = 16384
+#: recordings whose best alignment is tried again at other tempo rates (match mode, clips long
+#: enough for tempo to matter: :func:`~search_engine.query.at_best_tempo`); the rest keep rate 1
+TEMPO_RECORDINGS = 10
 
 
 class Searching:
@@ -88,7 +93,9 @@ class Searching:
             return np.linalg.norm(q[qi] - seg[s], axis=1)
 
         found = [best_offset(peak, distance, len(q), len(seg), phases=phases) for peak in range(-len(q), len(seg) * phases + phases, phases // 2)]
-        offset, match, windows = min((f for f in found if f is not None), key=lambda f: f[1])
+        best = at_best_tempo(Alignment(0, *min((f for f in found if f is not None), key=lambda f: f[1])), distance, len(q), len(seg), phases=phases)
+        offset, match, windows = best.offset, best.distance, best.windows
+        start_s = best.start_hops(len(q)) * self.segment_hop_s / phases
         # the k-NN of the match path, the longer clip's segments as the library
         qq, ss = q.astype(np.float64), seg.astype(np.float64)
         full = np.sqrt(np.maximum((qq**2).sum(1)[:, None] + (ss**2).sum(1)[None, :] - 2 * qq @ ss.T, 0.0))
@@ -98,16 +105,16 @@ class Searching:
         hop_s = self.segment_hop_s / phases
         duration_s = len(y) / self.sample_rate_hz
         features = claim_features(
-            np.array([match]), background=neighbour_background(dist), nearest=[aligned_nearest(dist, offset, phases=phases)],
+            np.array([match]), background=neighbour_background(dist), nearest=[aligned_nearest(dist, offset, phases=phases, rate=best.rate)],
             support=[alignment_support(np.zeros_like(within), within, 0, offset, phases=phases, hop_s=hop_s)],
-            duration_s=duration_s, level_db=clip_level_db(y),
+            duration_s=duration_s, level_db=clip_level_db(y), inside=[inside_share(offset, best.rate, len(q), len(seg), phases=phases)],
         )
-        decided = self._decide([Match(1, outer, match, offset * hop_s, len(yo) / self.sample_rate_hz, 0, windows)], features,
+        decided = self._decide([Match(1, outer, match, start_s, len(yo) / self.sample_rate_hz, 0, windows)], features,
                                duration_s, len(yo) / self.sample_rate_hz / 3600)[0]
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
             contains=decided.matched, container=outer, contained=inner,
-            offset_s=round(offset * hop_s, 3), confidence=decided.confidence,
+            offset_s=round(start_s, 3), confidence=decided.confidence,
         )
 
     def classify(self, clips: Sequence, *, k: int | None = None, where=None, under=None, filter: Filter | None = None) -> list[Classification]:
@@ -334,6 +341,10 @@ class Searching:
 
         offsets = best_offsets([peak for _, peak in voted], distance, len(q), [int(self.blocks.counts[row]) for row, _ in voted], phases=phases)
         scored = [Alignment(row, *o) for (row, _), o in zip(voted, offsets) if o is not None]
+        cand = {row: c for c, (row, _) in enumerate(voted)}
+        # the nearest recordings again at other tempo rates (a clip long enough for tempo to matter)
+        scored += [at_best_tempo(a, lambda qi, seg, c=cand[a.row]: distance(np.full(len(qi), c), qi, seg), len(q), int(self.blocks.counts[a.row]), phases=phases)
+                   for a in best_alignment_per_recording(scored, TEMPO_RECORDINGS)]
         ranked = best_alignment_per_recording(scored, max(k, 2))  # the second recording gives the margin
         best = ranked[:k]
         files = self._file_rows(int(self.blocks.file_ids[a.row]) for a in best)
@@ -341,13 +352,15 @@ class Searching:
         out = []
         for rank, a in enumerate(best, 1):
             f = files[int(self.blocks.file_ids[a.row])]
-            out.append(Match(rank, f.path, round(a.distance, 6), round(a.offset * hop_s, 3), f.duration_s, f.id, a.windows, tags=file_tags(f)))
+            out.append(Match(rank, f.path, round(a.distance, 6), round(a.start_hops(len(q)) * hop_s, 3), f.duration_s, f.id, a.windows,
+                             speed=round(a.rate, 3), tags=file_tags(f)))
         dist = np.where(ids >= 0, dist, np.inf)
         background = neighbour_background(dist)
-        nearest = [aligned_nearest(dist, a.offset, phases=phases) for a in ranked]
+        nearest = [aligned_nearest(dist, a.offset, phases=phases, rate=a.rate) for a in ranked]
         support = [alignment_support(rows, within, a.row, a.offset, phases=phases, hop_s=hop_s) for a in ranked]
+        inside = [inside_share(a.offset, a.rate, len(q), int(self.blocks.counts[a.row]), phases=phases) for a in ranked]
         features = claim_features(np.array([a.distance for a in ranked]), background=background, nearest=nearest,
-                                  support=support, duration_s=duration_s, level_db=level_db)[: len(best)]
+                                  support=support, duration_s=duration_s, level_db=level_db, inside=inside)[: len(best)]
         timings["aggregate"] = time.perf_counter() - t1
         return out, features
 

@@ -168,3 +168,23 @@ def test_the_filter_box_narrows_the_search(server, browser, library, tmp_path):
     box.send_keys("duration>0; channels>=1", Keys.ENTER)
     row = wait_for(browser, lambda d: first_row(d) if re.match(r"[1-9]\d* results for filtered\.wav", d.find_element(By.ID, "status").text) else None)
     assert row.find_element(By.CSS_SELECTOR, ".path").text == path
+
+
+def test_a_clip_played_fast_says_so_and_plays_the_whole_passage(server, browser, library, tmp_path):
+    """10.5 s of a recording played in 10 s (5 % fast, as tape): the verdict says how much faster,
+    and the passage played from the recording lasts 10.5 s, not the clip's 10."""
+    import soxr
+    from selenium.webdriver.common.by import By
+
+    path, y = list(library.items())[5]
+    clip = tmp_path / "fast.wav"
+    sf.write(clip, soxr.resample(y[6 * SR : int(16.5 * SR)], SR * 1.05, SR), SR)
+    browser.get(server)
+    browser.find_element(By.ID, "clip-input").send_keys(str(clip))
+    row = wait_for(browser, lambda d: first_row(d) if first_row(d) and "results for fast.wav" in d.find_element(By.ID, "status").text else None)
+    assert row.find_element(By.CSS_SELECTOR, ".path").text == path
+    assert "×1.0" in row.find_element(By.CSS_SELECTOR, ".offset").text
+    assert "played 5 % faster" in browser.find_element(By.ID, "verdict").text
+    row.find_element(By.CSS_SELECTOR, ".play").click()
+    wait_for(browser, lambda d: d.execute_script("return document.querySelector('#player').readyState") >= 2)
+    assert browser.execute_script("return document.querySelector('#player').duration") == pytest.approx(10.5, abs=0.2)

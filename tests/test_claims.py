@@ -9,12 +9,17 @@ import pytest
 from search_engine.query import (
     CLAIM_FEATURES,
     aligned_nearest,
+    aligned_pairs,
     alignment_support,
+    best_offsets,
+    best_rate,
     claim_basis,
     claim_confidence,
     claim_features,
     clip_level_db,
+    inside_share,
     neighbour_background,
+    tempo_rates,
 )
 from synth import SR, add_noise, tune
 
@@ -199,3 +204,62 @@ def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert [c["seconds"] for c in got["lengths"]] == [3.0] and got["lengths"][0]["clips"] == 50 and got["target"] == 0.01
     assert json.loads((folder / "calibration.json").read_text()) == got
+
+
+def test_aligned_pairs_at_rate_one_are_the_exactly_aligned_windows():
+    win, seg = aligned_pairs(5, 1.0, 40, phases=PHASES)
+    assert win.tolist() == [11, 27] and seg.tolist() == [1, 2]  # 5 + i a multiple of 16
+    # 8 % faster, stretched about the middle window (200): each end reaches 16 hops (a segment) further
+    assert aligned_pairs(0, 1.0, 401, phases=PHASES)[1].tolist() == list(range(26))
+    win, seg = aligned_pairs(0, 1.08, 401, phases=PHASES)
+    assert seg.tolist() == list(range(-1, 27))
+    assert np.all(np.abs(win + 0.08 * (win - 200) - seg * PHASES) <= 1.08 / 2 + 1e-9)  # each the nearest window
+
+
+def test_tempo_rates_only_for_clips_long_enough():
+    assert tempo_rates(94, phases=PHASES).tolist() == [1.0]  # 3 s of 32 ms hops
+    rates = tempo_rates(313, phases=PHASES)  # 10 s
+    assert rates[0] == 1.0 and len(rates) > 1 and np.all(np.abs(rates - 1) <= 0.08)
+    step = PHASES / (2 * 313)
+    for r in (0.95, 1.05, 1.07):
+        assert np.min(np.abs(rates - r)) <= step / 2 + 1e-9
+
+
+def _stretched(rate: float, *, n_windows: int = 313, offset: int = 900, dim: int = 32, seed: int = 0):
+    """Segment vectors of a slowly changing recording, and clip windows read from it at
+    ``rate`` (recording hops per clip hop) about the clip's middle, placed at ``offset``."""
+    rng = np.random.default_rng(seed)
+    freqs, phase = rng.uniform(0.002, 0.02, size=dim), rng.uniform(0, 2 * np.pi, size=dim)
+
+    def at(hops):
+        return np.sin(np.asarray(hops, dtype=np.float64)[:, None] * freqs + phase)
+
+    segments = at(np.arange(200) * PHASES)
+    i = np.arange(n_windows)
+    windows = at(offset + i + (rate - 1) * (i - (n_windows - 1) / 2))
+    return segments, windows
+
+
+def test_best_rate_finds_a_clip_played_fast():
+    segments, windows = _stretched(1.05)
+
+    def distance(qi, seg):
+        return np.linalg.norm(windows[qi] - segments[seg], axis=1)
+
+    (offset, d1, _), = best_offsets([900], lambda _, qi, seg: distance(qi, seg), len(windows), [len(segments)], phases=PHASES)
+    found = best_rate(offset, distance, len(windows), len(segments), phases=PHASES, rates=tempo_rates(len(windows), phases=PHASES))
+    o, d, n, rate = found
+    assert abs(rate - 1.05) <= PHASES / (4 * len(windows)) + 1e-9  # the nearest rate tried
+    assert abs(o - 900) <= 2 and d < d1 / 2 and n >= len(windows) // PHASES
+    # a clip at rate 1 keeps rate 1
+    segments, windows = _stretched(1.0)
+    assert best_rate(900, distance, len(windows), len(segments), phases=PHASES, rates=tempo_rates(len(windows), phases=PHASES))[3] == 1.0
+
+
+def test_inside_share_is_the_part_of_the_clip_within_the_recording():
+    # 100 windows, a recording of 20 segments (positions 0..304 hops, to half a segment beyond)
+    assert inside_share(50, 1.0, 100, 20, phases=PHASES) == 1.0
+    assert inside_share(-50, 1.0, 100, 20, phases=PHASES) == pytest.approx(0.58)  # windows 42.. lie at -8 and on
+    assert inside_share(260, 1.0, 100, 20, phases=PHASES) == pytest.approx(0.53)  # windows ..52 lie up to 312
+    assert inside_share(0, 1.0, 100, 20, phases=PHASES) == 1.0
+    assert inside_share(1000, 1.0, 100, 20, phases=PHASES) == 0.0

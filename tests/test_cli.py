@@ -59,7 +59,7 @@ def test_query_json_contract_and_api_agreement(cli_index, library, tmp_path):
     with SearchEngine.open(cli_index) as engine:
         for line, clip, (path, _) in zip([lines[0], lines[2], lines[3]], clips, library.items()):
             assert list(line) == ["query", "matched", "confidence", "results"] and line["matched"] is True  # key order kept, confidence added
-            assert [list(r) for r in line["results"]] == [["rank", "path", "distance", "offset_s", "matched", "confidence", "tags"]] * 2
+            assert [list(r) for r in line["results"]] == [["rank", "path", "distance", "offset_s", "speed", "matched", "confidence", "tags"]] * 2
             assert line["results"][0]["path"] == path and line["results"][0]["matched"]
             assert line["confidence"] == line["results"][0]["confidence"] and 0.0 <= line["confidence"] <= 1.0
             api = engine.query(clip, k=2)
@@ -96,8 +96,9 @@ def test_train_refuses_too_little_audio_and_trains_a_loadable_model(tmp_path):
     assert result.exit_code == 1 and "too little training audio" in result.stderr
     for i in range(4):
         sf.write(lib / f"b{i}.wav", tune(10 + i, 12.0), SR)
-    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8"])
+    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8", "--pair-snr", "-5", "10"])
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["recipe"]["pair_snr_db"] == [-5.0, 10.0]
     from search_engine.audio2vec import Encoder
 
     enc = Encoder.load(tmp_path / "m")

@@ -30,6 +30,32 @@ def test_match_finds_file_and_offset(engine, library, file_no, start_s, seconds,
     assert all(a.distance <= b.distance for a, b in zip(matches, matches[1:]))
 
 
+def test_a_clip_played_fast_aligns_at_its_tempo(engine, library, monkeypatch):
+    """10 s of a recording played 5 % fast (tape: tempo and pitch) is found where it starts, and
+    aligning it at its own tempo brings it nearer than aligning it at the recording's."""
+    import soxr
+
+    import search_engine.query as query
+
+    path, y = list(library.items())[5]
+    clip = soxr.resample(_clip(y, 6.0, 10.5), SR * 1.05, SR)  # 10.5 s played in 10 s
+    fast = engine.query((clip, SR), k=2)[0]
+    assert fast.path == path and abs(fast.offset_s - 6.0) <= 0.25 and abs(fast.speed - 1.05) <= 0.015
+    monkeypatch.setattr(query, "tempo_rates", lambda n, phases: np.array([1.0]))
+    plain = engine.query((clip, SR), k=2)[0]
+    assert plain.path == path and fast.distance < plain.distance
+
+
+def test_a_clip_that_starts_before_the_recording_says_how_much_lies_inside(engine, library):
+    """3 s of silence, then the recording's first 5 s: found at -3 s, and its claim features say
+    that 5/8 of it lies inside the recording."""
+    path, y = list(library.items())[0]
+    clip = np.concatenate([np.zeros(3 * SR, dtype=np.float32), y[: 5 * SR]])
+    res = engine.query_batch([(clip, SR)], k=2)[0]
+    assert res.matches[0].path == path and abs(res.matches[0].offset_s + 3.0) <= 0.3
+    assert abs(res.features[0]["inside"] - 5 / 8) <= 0.08
+
+
 def test_clip_at_other_sample_rate_and_gain(engine, library):
     import soxr
 

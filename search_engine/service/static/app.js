@@ -99,7 +99,7 @@ async function show(answer, took) {
     const top = results[0];
     if (answer.matched && top) {
       v.className = "found";
-      v.textContent = `Found: ${baseName(top.path)} at ${clock(top.offset_s)} (${sure(top.confidence)}distance ${top.distance.toFixed(3)})`;
+      v.textContent = `Found: ${baseName(top.path)} at ${clock(top.offset_s)}${tempo(top)} (${sure(top.confidence)}distance ${top.distance.toFixed(3)})`;
     } else {
       v.className = "not-found";
       v.textContent = results.length
@@ -118,6 +118,9 @@ async function show(answer, took) {
 // the calibrated claim confidence (a probability, 0-1) as the page shows it
 function percent(p) { return `${Math.round(100 * p)} %`; }
 function sure(p) { return p == null ? "" : `confidence ${percent(p)}, `; }
+// a clip that plays faster or slower than the recording (match mode "speed": 1.05 = 5 % faster)
+function sped(r) { return r.speed != null && Math.abs(r.speed - 1) >= 0.005; }
+function tempo(r) { return sped(r) ? `, played ${Math.round(100 * Math.abs(r.speed - 1))} % ${r.speed > 1 ? "faster" : "slower"}` : ""; }
 
 function renderResults(results, how) {
   els.body.replaceChildren();
@@ -127,7 +130,7 @@ function renderResults(results, how) {
     const found = (r.matched === true ? '<span class="yes">matched</span>' : r.matched === false ? '<span class="no">no</span>' : '<span class="na">similar</span>')
       + (r.confidence == null ? "" : ` <span class="confidence" title="calibrated probability that this recording holds the clip">${percent(r.confidence)}</span>`);
     tr.innerHTML = `<td class="num">${r.rank}</td><td class="num distance">${r.distance.toFixed(4)}</td><td class="found">${found}</td>`
-      + `<td class="num offset">${clock(r.offset_s)}</td><td class="path"></td>`
+      + `<td class="num offset">${clock(r.offset_s)}${sped(r) ? ` ×${r.speed.toFixed(2)}` : ""}</td><td class="path"></td>`
       + `<td class="actions"><button type="button" class="play" title="Play the passage (Enter)">▶ Play</button>`
       + `<button type="button" class="more" title="More like this (l)">More like this</button></td>`;
     tr.querySelector(".path").textContent = r.path;
@@ -163,7 +166,7 @@ function passage(i) {
   const r = state.answer.results[i];
   const row = state.files.get(r.path);
   const start = Math.max(0, r.offset_s || 0);
-  const length = state.clip && state.clip.duration ? state.clip.duration : 5;
+  const length = (state.clip && state.clip.duration ? state.clip.duration : 5) * (r.speed || 1);  // recording seconds
   const end = Math.min(row ? row.duration_s : start + length, start + length);
   return { r, row, start, end: Math.max(end, start + 0.1) };
 }
@@ -268,16 +271,17 @@ function markRegion() {
   const row = state.files.get(r.path);
   const dur = state.clip.duration, off = Math.max(0, r.offset_s || 0);
   const recDur = row ? row.duration_s : off + dur;
-  const a = 0, b = Math.max(0, Math.min(dur, recDur - off));
+  const speed = r.speed || 1;  // recording seconds per clip second
+  const a = 0, b = Math.max(0, Math.min(dur, (recDur - off) / speed));
   region.hidden = false;
   region.classList.toggle("weak", r.matched !== true);
   region.style.left = `${(100 * a) / dur}%`;
   region.style.width = `${(100 * (b - a)) / dur}%`;
   els.timeline.style.left = `${(100 * off) / recDur}%`;
-  els.timeline.style.width = `${(100 * Math.min(dur, recDur - off)) / recDur}%`;
+  els.timeline.style.width = `${(100 * Math.min(dur * speed, recDur - off)) / recDur}%`;
   const what = state.answer.mode === "match"
     ? (r.matched ? "matched" : "nearest, not a match") : "nearest window (similar)";
-  els.caption.textContent = `${state.clip.name}, ${clock(dur)} · marked: ${what} — ${baseName(r.path)} ${clock(off)}–${clock(off + (b - a))} of ${clock(recDur)} (bar below: where in the recording)`;
+  els.caption.textContent = `${state.clip.name}, ${clock(dur)} · marked: ${what} — ${baseName(r.path)} ${clock(off)}–${clock(off + (b - a) * speed)} of ${clock(recDur)} (bar below: where in the recording)`;
 }
 
 // ---- recording ---------------------------------------------------------------------------------
