@@ -27,7 +27,7 @@ the time of ``duplicates()`` on the 2-hour library of ``common.music_library_2h`
 OGGs + their MP3 transcodes at 128 and 64 kbps: each piece with its transcodes is a true group;
 pairs with a ``_fast`` variant are left out of that score), median of ``--repeats`` runs.
 
-    python benchmarks/duplicates.py [--split report] [--repeats 3] [--no-timing]
+    python benchmarks/duplicates.py [--split report|dev] [--repeats 3] [--no-timing] [--candidate-runs]
 """
 
 from __future__ import annotations
@@ -193,6 +193,22 @@ def score(found: list, true_groups: list[list[Path]], kinds: dict, truth: dict) 
     }
 
 
+def _record_candidate_runs() -> list:
+    """Make :func:`search_engine.duplicates.find_runs` record every pair's best run whatever its
+    coverage and median distance in the list returned (it still answers with the real limits)."""
+    import search_engine.duplicates as dup
+
+    seen, real = [], dup.find_runs
+
+    def loose(hits, vectors, **kw):
+        runs = real(hits, vectors, **{**kw, "max_median_distance": np.inf, "min_coverage": 0.0})
+        seen.extend(runs)
+        return [r for r in runs if r.coverage >= kw.get("min_coverage", dup.MIN_COVERAGE) and r.distance <= dup.MAX_MEDIAN_DISTANCE]
+
+    dup.find_runs = loose
+    return seen
+
+
 def _piece(path) -> str:
     """The SuperTuxKart piece a file of ``music_library_2h`` is (its MP3s are ``<piece>_<kbps>k.mp3``)."""
     p = Path(path)
@@ -215,7 +231,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-timing", action="store_true", help="skip the 2-hour library")
     ap.add_argument("--name", default=None, help="result file name (default: duplicates, or duplicates_dev)")
+    ap.add_argument("--candidate-runs", action="store_true",
+                    help="also list every pair's best run with the coverage and distance limits lifted (labelled true/false), "
+                         "to see whether the constants of search_engine/duplicates.py can separate them")
     args = ap.parse_args(argv)
+    candidates = _record_candidate_runs() if args.candidate_runs else None
 
     files, groups, kinds, truth = build_library(args.split, args.seed)
     work = Path(tempfile.mkdtemp(prefix="a2v_dups_"))
@@ -223,7 +243,10 @@ def main(argv=None) -> int:
         with SearchEngine.create(work / "planted") as engine:
             report = Indexer(engine).add(files)
             assert not report.failed, report.failed
-            found, seconds, _ = timed(engine, args.repeats)
+            found, seconds, _ = timed(engine, 1 if candidates is not None else args.repeats)
+            if candidates is not None:  # one timed run: it recorded each pair's best run once
+                names = engine.catalog.files_by_id(engine.blocks.file_ids.tolist())
+                path = {r: names[int(f)].path for r, f in enumerate(engine.blocks.file_ids)}
         planted = score(found, groups, kinds, truth)
         planted.update(files=report.added, minutes=round(report.audio_s / 60, 1), seconds=round(seconds, 2))
         print(f"planted: precision {planted['precision']:.3f} recall {planted['recall']:.3f} "
@@ -237,6 +260,13 @@ def main(argv=None) -> int:
             "split": args.split,
             "planted": planted,
         }
+        if candidates is not None:
+            true_pairs = pairs_of([[path_key(p) for p in g] for g in groups])
+            rows = sorted(({"true": frozenset((path[r.a], path[r.b])) in true_pairs, "coverage": round(r.coverage, 3), "distance": round(r.distance, 3),
+                            "segments": int(r.i1 - r.i0 + 1), "a": Path(path[r.a]).name, "b": Path(path[r.b]).name} for r in candidates), key=lambda x: x["distance"])
+            result["candidate_runs"] = rows
+            for x in rows:
+                print(f"  {'true ' if x['true'] else 'FALSE'} distance {x['distance']:.3f} coverage {x['coverage']:.3f} {x['segments']:>4} segments  {x['a']} / {x['b']}", file=sys.stderr)
         if not args.no_timing:
             lib = music_library_2h()
             with SearchEngine.create(work / "twohours") as engine:

@@ -43,8 +43,9 @@ HIT_DISTANCE = 1.2
 MIN_COVERAGE = 0.45
 #: median distance (embedding units) of a shared span's segments to their counterparts, at most:
 #: copies on the original's segment grid measure 0.1-0.4, copies half a segment hop off it
-#: 0.8-1.1; the best line of two different pieces 1.16 and more (benchmark's dev split); two
-#: unrelated segments about 1.4
+#: 0.8-1.1; the best line of two different pieces 1.16 and more (benchmark's dev split, first
+#: match model); two unrelated segments about 1.4. With the second model two different reels
+#: measure 0.99, among the off-grid copies (``benchmarks/duplicates.py --candidate-runs``)
 MAX_MEDIAN_DISTANCE = 1.12
 #: a segment this near to its own segments 1 s before or after is a sound that stands still
 #: (:func:`self_distances`); in music they measure about 1.1-1.3
