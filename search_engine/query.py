@@ -153,7 +153,7 @@ class Alignment:
 
     def start_hops(self, n_windows: int) -> float:
         """Where the clip's first window lies in the recording (query hops)."""
-        return self.offset - (self.rate - 1) * (n_windows - 1) / 2.0
+        return float(window_positions(self.offset, self.rate, n_windows)[0]) if n_windows else float(self.offset)
 
 
 def vote_alignments(
@@ -306,6 +306,14 @@ def tempo_rates(n_windows: int, *, phases: int, max_change: float = MAX_TEMPO_CH
     return np.array([1.0] + [1.0 + sign * j * step for j in range(1, int(max_change / step) + 1) for sign in (1, -1)])
 
 
+def window_positions(offset: float, rate: float, n_windows: int) -> np.ndarray:
+    """Where an alignment places each of the clip's windows in the recording (query hops):
+    ``offset + i + (rate - 1) (i - c)``, ``c`` the middle window, so ``offset`` places the middle
+    and ``rate`` (recording seconds per clip second) stretches the clip about it. ``[n_windows]``."""
+    i = np.arange(n_windows, dtype=np.float64)
+    return offset + i + (rate - 1) * (i - (n_windows - 1) / 2.0)
+
+
 def _pair_grid(offsets: np.ndarray, rates: np.ndarray, n_windows: int, *, phases: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows paired with segments under many alignments at once (see :func:`aligned_pairs`):
     ``(windows [n_alignments, n_segments], segments [n_segments])``, ``windows`` -1 where that
@@ -321,9 +329,7 @@ def _pair_grid(offsets: np.ndarray, rates: np.ndarray, n_windows: int, *, phases
 def aligned_pairs(offset: int, rate: float, n_windows: int, *, phases: int) -> tuple[np.ndarray, np.ndarray]:
     """The clip windows and recording segments an alignment pairs: ``(windows, segments)``.
 
-    At ``rate`` (recording seconds per clip second) the clip's window ``i`` lies at
-    ``offset + i + (rate - 1) (i - c)`` query hops into the recording, ``c`` the clip's middle
-    window: ``offset`` places the middle, and the rate stretches the clip about it. Each segment
+    The clip's windows lie where :func:`window_positions` puts them. Each segment
     ``j`` the clip covers is paired with the window that lies nearest to it (at rate 1: exactly on
     it, the windows ``i`` with ``offset + i`` a multiple of ``phases``). Segments may be negative or
     past the recording's end; the caller keeps those that exist.
@@ -458,8 +464,7 @@ def inside_share(offset: int, rate: float, n_windows: int, n_segments: int, *, p
     one whose first half hangs before its start."""
     if n_windows <= 0:
         return 0.0
-    i = np.arange(n_windows)
-    at = offset + i + (rate - 1) * (i - (n_windows - 1) / 2.0)
+    at = window_positions(offset, rate, n_windows)
     return float(np.mean((at >= -phases / 2) & (at <= (n_segments - 0.5) * phases)))
 
 
