@@ -267,8 +267,8 @@ def _tag_line(tags: dict | None) -> str:
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:05.2f}"
+    m, s = divmod(abs(seconds), 60)  # a clip may start before the recording does
+    return f"{'-' if seconds < 0 else ''}{int(m)}:{s:05.2f}"
 
 
 @app.command()

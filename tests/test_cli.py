@@ -162,3 +162,10 @@ def test_a_match_query_builds_only_the_match_model(cli_index, library):
         assert all("_call" not in vars(m) for m in getattr(engine.encoder.similar, "members", [engine.encoder.similar]))
         engine.query(next(iter(library)), mode="similar")
         assert all("_call" in vars(m) for m in engine.encoder.similar.members)
+
+
+def test_offsets_print_as_clock_times_with_their_sign():
+    """A clip that starts before the recording does has a negative offset: said, not hidden as 0."""
+    from search_engine.cli import _clock
+
+    assert [_clock(x) for x in (None, 0.0, 3.5, 125.25, -3.0)] == ["-", "0:00.00", "0:03.50", "2:05.25", "-0:03.00"]

@@ -34,8 +34,9 @@ function filters() {
 }
 function clock(s) {
   if (s === null || s === undefined) return "–";
-  const m = Math.floor(s / 60), r = s - 60 * m;
-  return `${m}:${r.toFixed(2).padStart(5, "0")}`;
+  const sign = s < 0 ? "-" : "", a = Math.abs(s);  // a clip may start before the recording does
+  const m = Math.floor(a / 60), r = a - 60 * m;
+  return `${sign}${m}:${r.toFixed(2).padStart(5, "0")}`;
 }
 function baseName(p) { return p.split(/[\\/]/).pop(); }
 function setStatus(text, isError) { els.status.textContent = text; els.status.classList.toggle("error", !!isError); }
