@@ -237,7 +237,7 @@ def _print_table(res) -> None:
         conf = (f"{m.confidence:.3f}" + (" *" if m.matched else ""),) if confident else ()
         tag = (tag if len(tag) <= tag_room else tag[: tag_room - 1] + "…",) if tag_room else ()
         span = (f"{_clock(m.query_start_s)}-{_clock(m.query_end_s)}",) if spans else ()
-        offset = _clock(m.offset_s) + (f" ×{m.speed:.2f}" if abs(m.speed - 1) >= 0.005 else "")
+        offset = _clock(m.offset_s) + (f" ×{m.speed:.2f}" if m.matched and abs(m.speed - 1) >= 0.005 else "")  # a speed means something only for a match
         table.add_row(*span, str(m.rank), f"{m.distance:.4f}", *conf, offset, _tail(one_line(m.path), room), *tag)
     if not res.matches:
         table.add_row(*["-"] * (len(columns) - 1), "(index is empty)")

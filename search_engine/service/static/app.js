@@ -120,7 +120,8 @@ async function show(answer, took) {
 function percent(p) { return `${Math.round(100 * p)} %`; }
 function sure(p) { return p == null ? "" : `confidence ${percent(p)}, `; }
 // a clip that plays faster or slower than the recording (match mode "speed": 1.05 = 5 % faster)
-function sped(r) { return r.speed != null && Math.abs(r.speed - 1) >= 0.005; }
+// (only for a claimed match: the best alignment with another recording has no meaningful speed)
+function sped(r) { return r.matched === true && r.speed != null && Math.abs(r.speed - 1) >= 0.005; }
 function tempo(r) { return sped(r) ? `, played ${Math.round(100 * Math.abs(r.speed - 1))} % ${r.speed > 1 ? "faster" : "slower"}` : ""; }
 
 function renderResults(results, how) {
