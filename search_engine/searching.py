@@ -95,14 +95,14 @@ class Searching:
         found = [best_offset(peak, distance, len(q), len(seg), phases=phases) for peak in range(-len(q), len(seg) * phases + phases, phases // 2)]
         best = at_best_tempo(Alignment(0, *min((f for f in found if f is not None), key=lambda f: f[1])), distance, len(q), len(seg), phases=phases)
         offset, match, windows = best.offset, best.distance, best.windows
-        start_s = best.start_hops(len(q)) * self.segment_hop_s / phases
+        hop_s = self.segment_hop_s / phases
+        start_s = best.start_hops(len(q)) * hop_s
         # the k-NN of the match path, the longer clip's segments as the library
         qq, ss = q.astype(np.float64), seg.astype(np.float64)
         full = np.sqrt(np.maximum((qq**2).sum(1)[:, None] + (ss**2).sum(1)[None, :] - 2 * qq @ ss.T, 0.0))
         kn = min(self.settings.neighbours, len(seg))
         within = np.argsort(full, axis=1, kind="stable")[:, :kn]
         dist = np.take_along_axis(full, within, axis=1)
-        hop_s = self.segment_hop_s / phases
         duration_s = len(y) / self.sample_rate_hz
         features = claim_features(
             np.array([match]), background=neighbour_background(dist), nearest=[aligned_nearest(dist, offset, phases=phases, rate=best.rate)],

@@ -38,7 +38,7 @@ from ..features import FeatureSettings, log_mel, normalize_windows, window_start
 from .encoder import MODEL_FORMAT, WEIGHT_FILES, WHOLE_HOP_FRAMES, weights_id
 from .export import export
 from .model import Architecture
-from .views import NoiseBank, waveform_views
+from .views import NoiseBank, noise_weights, waveform_views
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow loads
 
@@ -204,7 +204,7 @@ class WindowSampler:
         lo, hi = cfg.snr_db
         for i in range(n):
             if self.rng.random() < cfg.noise_probability:
-                noise = self._take(self.noises, self.noises.p if isinstance(self.noises, NoiseBank) else None)[0]
+                noise = self._take(self.noises, noise_weights(self.noises))[0]
                 snr = self.rng.uniform(lo, hi)
                 scale = clean[i].sum() / max(noise.sum(), 1e-12) / 10 ** (snr / 10)
                 noisy[i] += scale * noise

@@ -97,11 +97,16 @@ class NoiseBank(list):
         self.p = np.concatenate([np.full(len(g), 1.0 / (len(g) * len(groups))) for g in groups]) if groups else np.zeros(0)
 
 
+def noise_weights(noises: list[np.ndarray]) -> np.ndarray | None:
+    """The chance of drawing each noise recording: a :class:`NoiseBank`'s by source, else None
+    (every recording alike)."""
+    return noises.p if isinstance(noises, NoiseBank) else None
+
+
 def draw_noise(noises: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One noise recording: by source from a :class:`NoiseBank`, else uniformly."""
-    if isinstance(noises, NoiseBank):
-        return noises[rng.choice(len(noises), p=noises.p)]
-    return noises[rng.integers(len(noises))]
+    """One noise recording, drawn with :func:`noise_weights`."""
+    p = noise_weights(noises)
+    return noises[rng.choice(len(noises), p=p)] if p is not None else noises[rng.integers(len(noises))]
 
 
 def add_noise(power: np.ndarray, noises: list[np.ndarray], *, snr_db: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -176,4 +181,4 @@ def spec_mask(x: np.ndarray, *, max_frames: int, max_bands: int, rng: np.random.
     return x
 
 
-__all__ = ["View", "NoiseBank", "waveform_views", "draw_noise", "add_noise", "random_eq", "band_shift", "random_lowpass", "spec_mask"]
+__all__ = ["View", "NoiseBank", "waveform_views", "noise_weights", "draw_noise", "add_noise", "random_eq", "band_shift", "random_lowpass", "spec_mask"]
