@@ -53,6 +53,7 @@ Steps (features cached in ``benchmarks/.cache/claims_<split>_<model>.json``)::
     python benchmarks/claims.py fit [--target 0.01] [--kind logistic logistic logistic] [--edges 2 5] [--basis ... / ... / ...] [--write]   # match_decision with the model
     python benchmarks/claims.py calibrate-run                   # audio2vec calibrate on the report library
     python benchmarks/claims.py report                          # results JSON + docs/claims_curve.png
+    python benchmarks/claims.py cell --condition noise0 --seconds 3 --clips 400   # one cell on a sample of its own
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def degrade(cond: str, clip: np.ndarray, noise: list[np.ndarray], rng) -> np.nda
 
 def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: int, conditions, tag: str = "",
             durations=DURATIONS, reversed_per_file: int = 0, max_clips: int | None = None, distractors: list[Path] | None = None,
-            edge_per_file: int = 1) -> Path:
+            edge_per_file: int = 1, out: Path | None = None, with_fast: bool = True) -> Path:
     from indexer import Indexer
     from search_engine import SearchEngine
 
@@ -348,13 +349,13 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
             return audio_cache[path]
 
         plan = [(c, cond) for cond in conditions for c in clips]
-        for fast, base in data["fast"]:
+        for fast, base in data["fast"] if with_fast else []:
             y = load16(fast)
             for s in durations:
                 plan += [(("inside", "stk_fast", path_key(fast), path_key(base), s, t), "stk_fast") for t in cut(y, s, per_file_in * 2, rng)]
         # random order, so that a run stopped early (every 10 batches are saved) still covers every cell
         plan = [plan[j] for j in np.random.default_rng(seed).permutation(len(plan))][:max_clips]
-        out = CACHE / f"claims_{split}_{Path(model).name}{tag}.json"  # a model folder by its name
+        out = out or CACHE / f"claims_{split}_{Path(model).name}{tag}.json"  # a model folder by its name
         out.parent.mkdir(parents=True, exist_ok=True)
         header = {"split": split, "model_id": engine.encoder.model_id, "library_hours": round(report.audio_s / 3600, 3),
                   "library_files": len(data["library"]) + len(distractors or []), "seed": seed, "planned": len(plan),
@@ -451,7 +452,8 @@ def load_split(split: str, model: str) -> dict | None:
     if not paths:
         return None
     runs = [json.loads(p.read_text()) for p in paths]
-    return {**runs[0], "records": [r for run in runs for r in run["records"]], "runs": [p.name for p in paths]}
+    return {**runs[0], "records": [r for run in runs for r in run["records"]],
+            "runs": [{"cache": p.name, "seed": run.get("seed"), "clips": len(run["records"])} for p, run in zip(paths, runs)]}
 
 
 def _xy(records, basis=CLAIM_BASIS) -> tuple[np.ndarray, np.ndarray, list]:
@@ -683,6 +685,7 @@ def report(model: str, plot: bool) -> dict:
         right = np.array([r["right"] for r in rec])
         s = out["splits"][split] = {
             "library_hours": data["library_hours"], "library_files": data["library_files"], "model_id": data["model_id"],
+            "runs": data["runs"],
             "outsiders": int((~inside).sum()), "inside_clips": int(inside.sum()),
             "outsiders_per_length": {f"{d:g}s": int(sum(1 for r in rec if r["kind"] == "outside" and r["seconds"] == d)) for d in lengths},
             "outsiders_by_source": {k: int(sum(1 for r in rec if r["kind"] == "outside" and r["source"] == k)) for k in sorted({r["source"] for r in rec if r["kind"] == "outside"})},
@@ -739,11 +742,50 @@ def report(model: str, plot: bool) -> dict:
     out["decision_us_per_match"] = _decision_time(decision)
     previous = REPO / "benchmarks" / "results" / "claims.json"
     kept = json.loads(previous.read_text()) if previous.exists() else {}
-    out.update({k: kept[k] for k in ("calibrate_run", "latency") if k in kept})  # written by other steps
+    out.update({k: kept[k] for k in ("calibrate_run", "latency", "cells_apart") if k in kept})  # written by other steps
     write_result("claims", out)
     if plot and curves:
         _plot(curves, _points(decision))
     return out
+
+
+def cell(model: str, split: str, condition: str, seconds: float, clips: int, seed: int) -> dict:
+    """One cell (a damage at one clip length) measured on a sample of its own, for a figure the
+    split's mixed sample holds too few clips of: ``clips`` in-library clips (no outsiders, no
+    edge clips), cached apart (``claims_cell_<split>_<condition>_<seconds>s_<model>_<seed>.json``,
+    not merged into the split) and judged by the model's shipped decision. Top-1 and
+    claimed-and-right with two-sided 95 % Clopper-Pearson intervals, stored in
+    ``benchmarks/results/claims.json`` under ``cells_apart`` (kept by later ``report`` runs)."""
+    from search_engine.audio2vec.encoder import resolve_model_dir
+    from search_engine.query import claim_threshold
+
+    n_lib = len(split_data("report" if split == "report10h" else split)["library"])
+    cache = CACHE / f"claims_cell_{split}_{condition}_{seconds:g}s_{Path(model).name}_{seed}.json"
+    if not cache.exists():
+        collect(split, model, -(-clips // n_lib), 0, seed, [condition], durations=[seconds], max_clips=clips, edge_per_file=0, out=cache, with_fast=False)
+    rec = [r for r in json.loads(cache.read_text())["records"] if r["features"] is not None and r["kind"] == "inside"]
+    decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+    right = np.array([r["right"] for r in rec])
+    claimed = confidences(rec, decision) >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    key = f"{split}/{condition}/{seconds:g}s"
+    res = {"queries": len(rec), "seed": seed, "top1": round(float(right.mean()), 4), "top1_95": _interval95(int(right.sum()), len(rec)),
+           "claimed_right": round(float(np.mean(right & claimed)), 4), "claimed_right_95": _interval95(int((right & claimed).sum()), len(rec)),
+           "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"}
+    print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
+    path = REPO / "benchmarks" / "results" / "claims.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept.setdefault("cells_apart", {})[key] = res
+    path.write_text(json.dumps(kept, indent=2) + "\n")
+    return res
+
+
+def _interval95(k: int, n: int) -> list[float]:
+    """Two-sided 95 % Clopper-Pearson interval of a rate seen ``k`` times in ``n``: ``[low, high]``."""
+    from scipy.stats import beta
+
+    low = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return [round(low, 4), round(high, 4)]
 
 
 def _decision_time(decision: dict, n: int = 2000) -> float:
@@ -889,7 +931,13 @@ def main(argv=None) -> int:
     k.add_argument("--clips", type=int, default=1000)
     r = sub.add_parser("report")
     r.add_argument("--no-plot", action="store_true")
-    for p in (c, f, r, k):
+    e = sub.add_parser("cell", help="one damage at one clip length on a sample of its own (in-library clips; kept apart from the split's)")
+    e.add_argument("--split", choices=["fit", "report", "report10h"], default="report")
+    e.add_argument("--condition", choices=CONDITIONS, required=True)
+    e.add_argument("--seconds", type=float, default=3.0)
+    e.add_argument("--clips", type=int, default=400)
+    e.add_argument("--seed", type=int, default=100)
+    for p in (c, f, r, k, e):
         p.add_argument("--model", default="default")
     args = ap.parse_args(argv)
     if args.step == "collect":
@@ -899,6 +947,8 @@ def main(argv=None) -> int:
         fit(args.model, args.target, args.write, args.kind, not args.one_point, tuple(args.edges), part_bases(args.basis) if args.basis else FIT_BASES)
     elif args.step == "calibrate-run":
         calibrate_run(args.model, args.clips)
+    elif args.step == "cell":
+        cell(args.model, args.split, args.condition, args.seconds, args.clips, args.seed)
     else:
         report(args.model, not args.no_plot)
     return 0

@@ -96,14 +96,15 @@ def test_train_refuses_too_little_audio_and_trains_a_loadable_model(tmp_path):
     assert result.exit_code == 1 and "too little training audio" in result.stderr
     for i in range(4):
         sf.write(lib / f"b{i}.wav", tune(10 + i, 12.0), SR)
-    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8", "--pair-snr", "-5", "10"])
+    result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8", "--pair-snr", "-5", "10",
+                                 "--embedding-dim", "48"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["recipe"]["pair_snr_db"] == [-5.0, 10.0]
     from search_engine.audio2vec import Encoder
 
     enc = Encoder.load(tmp_path / "m")
     v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
-    assert v.shape[1] == enc.dim
+    assert v.shape[1] == enc.dim == 48
 
 
 def test_index_on_a_full_disk_says_so_and_keeps_the_index(tmp_path, library, monkeypatch):

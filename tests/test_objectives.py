@@ -295,6 +295,11 @@ def test_the_distill_objective_trains_a_loadable_model_from_teacher_vectors(tmp_
     enc = Encoder.load(out)
     v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
     assert v.shape[1] == enc.dim == 64 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    # a student of another size than the model it starts from: its encoder, a new projection
+    cfg.embedding_dim, cfg.epochs = 32, 1
+    wide = train([kinds_dir], out=tmp_path / "d32", config=cfg, init="default", verbose=0, log=lambda m: None)
+    record = json.loads((wide / "config.json").read_text())
+    assert record["architecture"]["embedding_dim"] == 32 and Encoder.load(wide).embed(tune(50, 3.0), hop_frames=32).vectors.shape[1] == 32
     with pytest.raises(Exception, match="teacher vectors"):
         train([kinds_dir], out=tmp_path / "x", config=TrainConfig(objective="distill"), verbose=0, log=lambda m: None)
     other = _fake_teacher(tmp_path / "other", [tmp_path / "elsewhere.wav"] if (sf.write(tmp_path / "elsewhere.wav", tune(5, 2.0), SR) or True) else [])

@@ -80,7 +80,8 @@ def build_projection(arch: Architecture):
 
 def set_network_weights(encoder, projection, net) -> None:
     """Put a :class:`.forward.Network`'s weights (read from Keras or ONNX files) into an encoder
-    and g() made by :func:`build_encoder` / :func:`build_projection` for its architecture."""
+    and g() made by :func:`build_encoder` / :func:`build_projection` for its architecture
+    (``projection`` None: the encoder's only, g() keeps its own)."""
     import keras
 
     convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -89,7 +90,8 @@ def set_network_weights(encoder, projection, net) -> None:
     for layer, conv in zip(convs, net.convs):
         layer.set_weights([conv.kernel.reshape(3, 3, -1, conv.kernel.shape[1]), conv.bias])
     encoder.get_layer("bottleneck").set_weights(list(net.dense))
-    projection.get_layer("g_project").set_weights(list(net.project))
+    if projection is not None:
+        projection.get_layer("g_project").set_weights(list(net.project))
 
 
 def build_embedder(encoder, projection):

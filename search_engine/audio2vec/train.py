@@ -21,6 +21,7 @@ Run it as ``audio2vec train PATH... --out DIR`` (see ``--help``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -104,6 +105,9 @@ class TrainConfig:
     distill_band_shift: int = 0
     features: FeatureSettings = field(default_factory=FeatureSettings)
     architecture: Architecture = field(default_factory=Architecture)
+    #: numbers per vector of the model written; None: the init model's (else the architecture's).
+    #: Another size than the init model's starts g() afresh and keeps the encoder's weights.
+    embedding_dim: int | None = None
 
 
 def _mel_power(y: np.ndarray, features: FeatureSettings) -> np.ndarray:
@@ -270,6 +274,9 @@ def train(
         init_cfg = json.loads((init_dir / "config.json").read_text())
         cfg.features = FeatureSettings(**init_cfg["features"])
         cfg.architecture = Architecture(**{**init_cfg["architecture"], "filters": tuple(init_cfg["architecture"]["filters"])})
+    init_dim = cfg.architecture.embedding_dim
+    if cfg.embedding_dim is not None:
+        cfg.architecture = dataclasses.replace(cfg.architecture, embedding_dim=cfg.embedding_dim)
     if cfg.objective not in OBJECTIVES:
         raise ParameterError(f"unknown objective {cfg.objective!r} (one of {', '.join(OBJECTIVES)})")
     if (cfg.objective == "distill") != (cfg.teacher_vectors is not None):
@@ -306,7 +313,8 @@ def train(
         from .encoder import Encoder
         from .model import set_network_weights
 
-        set_network_weights(encoder, g, Encoder.load(init_dir).network())  # Keras or ONNX files
+        # Keras or ONNX files; g() of another size than the init model's starts afresh
+        set_network_weights(encoder, g if arch.embedding_dim == init_dim else None, Encoder.load(init_dir).network())
         if decoder is not None and (init_dir / WEIGHT_FILES["decoder"]).exists():
             decoder.load_weights(init_dir / WEIGHT_FILES["decoder"])
     val_rng = np.random.default_rng(cfg.seed + 1)
