@@ -83,6 +83,9 @@ CONDITIONS = ("clean", "mp3_24k", "opus_12k", "vorbis_q0", "quiet", "noise10", "
               "pitch_up", "pitch_down", "tempo_up", "tempo_down", "tape_up", "tape_down")
 STK_SFX = STK_MUSIC.parent / "sfx"
 TMP = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+RESULTS = REPO / "benchmarks" / "results" / "claims.json"
+#: parts of ``claims.json`` written by steps other than ``report`` (which keeps them)
+KEPT_PARTS = ("calibrate_run", "latency", "cells_apart")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -437,11 +440,15 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
                 "threshold": round(float(t), 4), "claimed_right": round(float(np.mean(claimed[inside] & right[inside])), 4),
                 "false_claims": round(float(claimed[outside].mean()), 4), "outsiders": int(outside.sum())}
     print(json.dumps(out, indent=1), file=sys.stderr)
-    path = REPO / "benchmarks" / "results" / "claims.json"
-    res = json.loads(path.read_text()) if path.exists() else {}
-    res["calibrate_run"] = out
-    path.write_text(json.dumps(res, indent=2) + "\n")
+    _keep_in_results(lambda res: res.update(calibrate_run=out))
     return out
+
+
+def _keep_in_results(change) -> None:
+    """Apply ``change(results dict)`` to ``benchmarks/results/claims.json`` in place."""
+    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    change(res)
+    RESULTS.write_text(json.dumps(res, indent=2) + "\n")
 
 
 # --- fit ----------------------------------------------------------------------------------------
@@ -740,9 +747,8 @@ def report(model: str, plot: bool) -> dict:
             curves[f"{split}, {d:g} s"] = _curve(score[m], inside[m], right[m]) + (pl["false_claims"], pl["claimed_right"], pl["top1"])
         print(_table(split, s), file=sys.stderr)
     out["decision_us_per_match"] = _decision_time(decision)
-    previous = REPO / "benchmarks" / "results" / "claims.json"
-    kept = json.loads(previous.read_text()) if previous.exists() else {}
-    out.update({k: kept[k] for k in ("calibrate_run", "latency", "cells_apart") if k in kept})  # written by other steps
+    kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out.update({k: kept[k] for k in KEPT_PARTS if k in kept})
     write_result("claims", out)
     if plot and curves:
         _plot(curves, _points(decision))
@@ -772,10 +778,7 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
            "claimed_right": round(float(np.mean(right & claimed)), 4), "claimed_right_95": _interval95(int((right & claimed).sum()), len(rec)),
            "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"}
     print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
-    path = REPO / "benchmarks" / "results" / "claims.json"
-    kept = json.loads(path.read_text()) if path.exists() else {}
-    kept.setdefault("cells_apart", {})[key] = res
-    path.write_text(json.dumps(kept, indent=2) + "\n")
+    _keep_in_results(lambda results: results.setdefault("cells_apart", {}).update({key: res}))
     return res
 
 
