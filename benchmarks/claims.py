@@ -765,10 +765,15 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     from search_engine.audio2vec.encoder import resolve_model_dir
     from search_engine.query import claim_threshold
 
-    n_lib = len(split_data("report" if split == "report10h" else split)["library"])
+    data = split_data("report" if split == "report10h" else split)
+    fast = condition == "stk_fast"  # clips of the SuperTuxKart pieces' own fast recordings (report only)
+    if fast and not data["fast"]:
+        raise SystemExit(f"the {split} split has no fast recordings (stk_fast is a report cell)")
+    per_file = -(-clips // (2 * len(data["fast"]))) if fast else -(-clips // len(data["library"]))
     cache = CACHE / f"claims_cell_{split}_{condition}_{seconds:g}s_{Path(model).name}_{seed}.json"
     if not cache.exists():
-        collect(split, model, -(-clips // n_lib), 0, seed, [condition], durations=[seconds], max_clips=clips, edge_per_file=0, out=cache, with_fast=False)
+        collect(split, model, per_file, 0, seed, [] if fast else [condition], durations=[seconds], max_clips=clips, edge_per_file=0,
+                out=cache, with_fast=fast)
     rec = [r for r in json.loads(cache.read_text())["records"] if r["features"] is not None and r["kind"] == "inside"]
     decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
     right = np.array([r["right"] for r in rec])
@@ -936,7 +941,7 @@ def main(argv=None) -> int:
     r.add_argument("--no-plot", action="store_true")
     e = sub.add_parser("cell", help="one damage at one clip length on a sample of its own (in-library clips; kept apart from the split's)")
     e.add_argument("--split", choices=["fit", "report", "report10h"], default="report")
-    e.add_argument("--condition", choices=CONDITIONS, required=True)
+    e.add_argument("--condition", choices=CONDITIONS + ("stk_fast",), required=True)
     e.add_argument("--seconds", type=float, default=3.0)
     e.add_argument("--clips", type=int, default=400)
     e.add_argument("--seed", type=int, default=100)
