@@ -54,7 +54,6 @@ import hashlib
 import json
 import random
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 import rendering  # noqa: E402  (data/rendering.py)
 from common import CACHE  # noqa: E402
 from rendering import DRUM_NOTES, GM_SFX, GS_SFX, Item, Synth, soundfont_presets  # noqa: E402,F401 (the tables are the sets' too)
+from opensfx import opensfx_entries  # noqa: E402  (data/opensfx.py)
 from system import require_debian_package  # noqa: E402
 
 SR = 16000
@@ -81,7 +81,6 @@ BUILD_VERSION = 5
 
 SF2 = Path("/usr/share/sounds/sf2")
 FREEPATS_CFG = Path("/etc/timidity/freepats.cfg")
-OPENSFX_CAT = Path("/usr/share/games/openttd/baseset/opensfx/opensfx.cat")
 STK = Path("/usr/share/games/supertuxkart/data")
 LMMS = Path("/usr/share/lmms/samples")
 FREEDESKTOP = Path("/usr/share/sounds/freedesktop/stereo")
@@ -587,36 +586,6 @@ OPENSFX = {
     41: "shaker",
     45: "shaker",
 }
-
-
-def opensfx_entries() -> list[dict]:
-    """The OpenSFX container: ``[{index, name, credit, wav (RIFF bytes), originals}]``.
-
-    Layout: a table of (offset | 0x80000000, size) pairs, the first offset giving the table size;
-    each entry is a length byte, a NUL-terminated name/credit string, then a RIFF WAV of ``size``
-    bytes.
-    """
-    require_debian_package("openttd-opensfx", OPENSFX_CAT)
-    data = OPENSFX_CAT.read_bytes()
-    n = (struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8
-    out = []
-    for i in range(n):
-        off, size = struct.unpack_from("<II", data, 8 * i)
-        off &= 0x7FFFFFFF
-        ln = data[off]
-        text = data[off + 1 : off + 1 + ln].rstrip(b"\0").decode("utf-8", "replace")
-        wav = data[off + 1 + ln : off + 1 + ln + size]  # size counts the RIFF file only
-        m = re.match(r'"(.*?)"\.?\s*(.*)', text)
-        name, credit = (m.group(1), m.group(2)) if m else (text, "")
-        originals = re.findall(r'"([^"]+\.(?:wav|mp3|aif|aiff|flac|ogg))"', credit, flags=re.IGNORECASE)
-        m2 = re.search(r'Orig(?:i)?nal "([^"]+)"', credit)
-        if m2 and m2.group(1) not in originals:
-            originals.append(m2.group(1))
-        if not originals:  # made by the editor: one source per author
-            m3 = re.search(r"By ([^.]+)\.", credit)
-            originals = [f"by {m3.group(1).strip()}" if m3 else f"entry {i}"]
-        out.append({"index": i, "name": name, "credit": credit, "wav": wav, "originals": originals})
-    return out
 
 
 def opensfx_groups(entries: list[dict]) -> dict[int, str]:
