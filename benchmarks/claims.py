@@ -759,7 +759,8 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     """One cell (a damage at one clip length) measured on a sample of its own, for a figure the
     split's mixed sample holds too few clips of: ``clips`` in-library clips (no outsiders, no
     edge clips), cached apart (``claims_cell_<split>_<condition>_<seconds>s_<model>_<seed>.json``,
-    not merged into the split) and judged by the model's shipped decision. Top-1 and
+    not merged into the split) and judged by the model's decision (``match_decision`` in its
+    config.json). Top-1 and
     claimed-and-right with two-sided 95 % Clopper-Pearson intervals, stored in
     ``benchmarks/results/claims.json`` under ``cells_apart`` (kept by later ``report`` runs)."""
     from search_engine.audio2vec.encoder import resolve_model_dir
@@ -778,10 +779,11 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
     right = np.array([r["right"] for r in rec])
     claimed = confidences(rec, decision) >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
-    key = f"{split}/{condition}/{seconds:g}s"
-    res = {"queries": len(rec), "seed": seed, "top1": round(float(right.mean()), 4), "top1_95": _interval95(int(right.sum()), len(rec)),
+    key = f"{split}/{condition}/{seconds:g}s" + ("" if model == "default" else f" {Path(model).name}")
+    res = {"model_id": json.loads(cache.read_text())["model_id"], "queries": len(rec), "seed": seed, "top1": round(float(right.mean()), 4), "top1_95": _interval95(int(right.sum()), len(rec)),
            "claimed_right": round(float(np.mean(right & claimed)), 4), "claimed_right_95": _interval95(int((right & claimed).sum()), len(rec)),
-           "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"}
+           "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"
+                      + ("" if model == "default" else f" --model {model}")}
     print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
     _keep_in_results(lambda results: results.setdefault("cells_apart", {}).update({key: res}))
     return res
