@@ -760,9 +760,9 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     split's mixed sample holds too few clips of: ``clips`` in-library clips (no outsiders, no
     edge clips), cached apart (``claims_cell_<split>_<condition>_<seconds>s_<model>_<seed>.json``,
     not merged into the split) and judged by the model's decision (``match_decision`` in its
-    config.json). Top-1 and
-    claimed-and-right with two-sided 95 % Clopper-Pearson intervals, stored in
-    ``benchmarks/results/claims.json`` under ``cells_apart`` (kept by later ``report`` runs)."""
+    config.json). Top-1 and claimed-and-right with two-sided 95 % Clopper-Pearson intervals,
+    stored in ``benchmarks/results/claims.json`` under ``cells_apart`` (kept by later ``report``
+    runs; a model other than ``default`` by its folder's name after the cell's)."""
     from search_engine.audio2vec.encoder import resolve_model_dir
     from search_engine.query import claim_threshold
 
