@@ -498,6 +498,21 @@ def confidences(records, decision) -> np.ndarray:
     return np.array([claim_confidence(r["features"], decision) if r["features"] is not None else 0.0 for r in records])
 
 
+def needs(records, decision) -> np.ndarray:
+    """The confidence each collected clip's claim needs: the decision's operating point for its
+    length (:func:`search_engine.query.claim_threshold`)."""
+    from search_engine.query import claim_threshold
+
+    return np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in records])
+
+
+def shipped_decision(model: str) -> dict:
+    """The ``match_decision`` in a model's config.json."""
+    from search_engine.audio2vec.encoder import resolve_model_dir
+
+    return json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+
+
 def operating_point(conf_out: np.ndarray, target: float, conf_right: np.ndarray | None = None) -> float:
     """The confidence a claim needs: the smallest threshold at which at most ``target`` of the
     outsiders are claimed; given ``conf_right`` (the confidences of the in-library clips ranked
@@ -668,11 +683,7 @@ def _cells(rec, claimed, old) -> dict:
 
 
 def report(model: str, plot: bool) -> dict:
-    from search_engine.query import claim_threshold
-
-    from search_engine.audio2vec.encoder import resolve_model_dir
-
-    decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+    decision = shipped_decision(model)
     out = {**result_header("claims", command="python benchmarks/claims.py collect --split fit; ... collect --split report; ... fit --write; ... report"),
            "operating_point": _points(decision), "target_false_claims": decision["target_false_claims"], "splits": {}}
     curves = {}
@@ -685,7 +696,7 @@ def report(model: str, plot: bool) -> dict:
         rec = [r for r in rec if "edge" not in r]
         lengths = sorted({r["seconds"] for r in rec})
         conf = confidences(rec, decision)
-        need = np.array([claim_threshold(decision, r["features"]["duration_s"]) if r["features"] else 1.0 for r in rec])
+        need = needs(rec, decision)
         claimed = conf >= need
         old = np.array([r["threshold_matched"] for r in rec])
         inside = np.array([r["kind"] == "inside" for r in rec])
@@ -709,8 +720,7 @@ def report(model: str, plot: bool) -> dict:
                                            "upper95": round(_upper95(int((claimed & ~inside & (src == k)).sum()), int((~inside & (src == k)).sum())), 4)}
                                        for k in sorted(set(src[~inside].tolist()))}
         if edge:
-            e_conf = confidences(edge, decision)
-            e_claimed = e_conf >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in edge])
+            e_claimed = confidences(edge, decision) >= needs(edge, decision)
             e_right = np.array([r["right"] for r in edge])
             e_secs = np.array([r["seconds"] for r in edge])
             s["edge_clips"] = {f"{d:g}s": {"queries": int((e_secs == d).sum()), "top1": round(float(e_right[e_secs == d].mean()), 4),
@@ -763,9 +773,6 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     config.json). Top-1 and claimed-and-right with two-sided 95 % Clopper-Pearson intervals,
     stored in ``benchmarks/results/claims.json`` under ``cells_apart`` (kept by later ``report``
     runs; a model other than ``default`` by its folder's name after the cell's)."""
-    from search_engine.audio2vec.encoder import resolve_model_dir
-    from search_engine.query import claim_threshold
-
     data = split_data("report" if split == "report10h" else split)
     fast = condition == "stk_fast"  # clips of the SuperTuxKart pieces' own fast recordings (report only)
     if fast and not data["fast"]:
@@ -775,12 +782,13 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     if not cache.exists():
         collect(split, model, per_file, 0, seed, [] if fast else [condition], durations=[seconds], max_clips=clips, edge_per_file=0,
                 out=cache, with_fast=fast)
-    rec = [r for r in json.loads(cache.read_text())["records"] if r["features"] is not None and r["kind"] == "inside"]
-    decision = json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+    collected = json.loads(cache.read_text())
+    rec = [r for r in collected["records"] if r["features"] is not None and r["kind"] == "inside"]
+    decision = shipped_decision(model)
     right = np.array([r["right"] for r in rec])
-    claimed = confidences(rec, decision) >= np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in rec])
+    claimed = confidences(rec, decision) >= needs(rec, decision)
     key = f"{split}/{condition}/{seconds:g}s" + ("" if model == "default" else f" {Path(model).name}")
-    res = {"model_id": json.loads(cache.read_text())["model_id"], "queries": len(rec), "seed": seed, "top1": round(float(right.mean()), 4), "top1_95": _interval95(int(right.sum()), len(rec)),
+    res = {"model_id": collected["model_id"], "queries": len(rec), "seed": seed, "top1": round(float(right.mean()), 4), "top1_95": _interval95(int(right.sum()), len(rec)),
            "claimed_right": round(float(np.mean(right & claimed)), 4), "claimed_right_95": _interval95(int((right & claimed).sum()), len(rec)),
            "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"
                       + ("" if model == "default" else f" --model {model}")}
