@@ -454,11 +454,21 @@ def _keep_in_results(change) -> None:
 # --- fit ----------------------------------------------------------------------------------------
 
 def load_split(split: str, model: str) -> dict | None:
-    """The collected clips of a split: its first run and any tagged runs (``--tag``) merged."""
-    paths = sorted(CACHE.glob(f"claims_{split}_{Path(model).name}*.json"))
-    if not paths:
+    """The collected clips of a split: its first run and any tagged runs (``--tag``) merged.
+
+    A tagged run is ``claims_<split>_<model><tag>.json``, so another model's caches can share that
+    prefix (``m5`` and ``m50``); only runs made with the first run's weights (its ``model_id``) join."""
+    name = Path(model).name
+    first = CACHE / f"claims_{split}_{name}.json"
+    if not first.exists():
         return None
-    runs = [json.loads(p.read_text()) for p in paths]
+    base = json.loads(first.read_text())
+    runs, paths = [base], [first]
+    for p in sorted(CACHE.glob(f"claims_{split}_{name}_*.json")):
+        run = json.loads(p.read_text())
+        if run.get("model_id") == base.get("model_id"):
+            runs.append(run)
+            paths.append(p)
     return {**runs[0], "records": [r for run in runs for r in run["records"]],
             "runs": [{"cache": p.name, "seed": run.get("seed"), "clips": len(run["records"])} for p, run in zip(paths, runs)]}
 

@@ -62,6 +62,26 @@ def test_mel_degradations_change_windows_as_documented():
     assert np.allclose(dull[:, :, :32], ramp[:, :, :32]) and (dull[:, :, -1] < ramp[:, :, -1]).any()
 
 
+def test_noise_shorter_than_a_window_is_looped_music_is_not(tmp_path):
+    from search_engine.audio2vec.train import _power_mels
+
+    f = FeatureSettings()
+    click = np.zeros(int(0.3 * SR), np.float32)
+    click[:200] = 0.5  # a 0.3 s sound: a click, then silence
+    sf.write(tmp_path / "click.wav", click, SR)
+    sf.write(tmp_path / "tune.wav", tune(3, 2.0), SR)
+    files = [tmp_path / "click.wav", tmp_path / "tune.wav"]
+    said = []
+    mels, names, _ = _power_mels(files, f, said.append)
+    assert names == [str(files[1])] and any("click.wav: shorter than one window" in s for s in said)
+    mels, names, seconds = _power_mels(files, f, said.append, loop_short=True)
+    assert names == [str(p) for p in files] and len(mels[0]) >= f.window_frames
+    hop_frames = int(0.3 * SR) // f.hop_length  # the click comes back every 0.3 s
+    loud = mels[0].sum(axis=1)
+    assert loud[0] > 100 * np.median(loud) and loud[hop_frames] > 100 * np.median(loud)
+    assert seconds > 2.3 and said[-1] == "1 files shorter than one window repeated to fill one"
+
+
 def test_pair_sampler_pairs_the_same_moment():
     cfg = TrainConfig(clean_view_probability=1.0, noise_probability=0.0, jitter_frames=0)
     mels = [_power(tune(i, 10.0)) for i in range(3)]

@@ -115,15 +115,22 @@ def _mel_power(y: np.ndarray, features: FeatureSettings) -> np.ndarray:
     return np.power(10.0, log_mel(y, settings=features) / 10.0, dtype=np.float32)
 
 
-def _power_mels(files, features: FeatureSettings, log):
-    """Decode files to mel power spectrograms ``[(frames, mels)]``, skipping (and reporting) bad ones."""
+def _power_mels(files, features: FeatureSettings, log, *, loop_short: bool = False):
+    """Decode files to mel power spectrograms ``[(frames, mels)]``, skipping (and reporting) bad ones.
+
+    A file shorter than one window is skipped, or with ``loop_short`` (noise: a click, a beep, a
+    door slam) repeated end to end until it fills one, as a noise bed loops its recording."""
     mels, names, seconds = [], [], 0.0
+    window = features.window_frames * features.hop_length + features.n_fft
+    looped = 0
     for path in files:
         try:
             y, _ = load(path, sr=features.sample_rate_hz)
         except DecodeError as exc:
             log(f"skipped {exc}")
             continue
+        if loop_short and 0 < len(y) < window:
+            y, looped = np.tile(y, -(-window // len(y))), looped + 1
         m = _mel_power(y, features)
         if len(m) < features.window_frames:
             log(f"skipped {path}: shorter than one window")
@@ -131,6 +138,8 @@ def _power_mels(files, features: FeatureSettings, log):
         mels.append(m)
         names.append(str(path))
         seconds += len(y) / features.sample_rate_hz
+    if looped:
+        log(f"{looped} files shorter than one window repeated to fill one")
     return mels, names, seconds
 
 
@@ -297,7 +306,7 @@ def train(
     groups = [_synthetic_noises(f, rng)]
     sources = [[p] for p in noise_paths] if cfg.noise_by_source else ([list(noise_paths)] if noise_paths else [])
     for source in sources:  # one group per noise path, or all of them as one
-        extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log)
+        extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log, loop_short=True)
         groups.append(extra)
         log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min" + (f" from {source[0]}" if cfg.noise_by_source else ""))
     log("noise: synthetic white, pink and brown" + (", drawn as often as each noise path" if cfg.noise_by_source else ""))
