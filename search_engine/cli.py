@@ -579,7 +579,7 @@ def classify(
 def train(
     paths: Annotated[list[Path], typer.Argument(help="Audio files and folders to learn from.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-    noise: Annotated[Optional[list[Path]], typer.Option("--noise", help="Recordings mixed in as background noise (repeatable).", show_default=False)] = None,
+    noise: Annotated[Optional[list[Path]], typer.Option("--noise", help="Recordings mixed in as background noise (repeatable); one shorter than a window (about 1 s) is repeated to fill it.", show_default=False)] = None,
     objective: Annotated[str, typer.Option(help="contrastive (clean vs degraded views, NT-Xent: the default model's), similarity (SupCon on labelled sounds, one sub-folder per kind: the similar space), distill (reproduce a teacher's vectors, --teacher-vectors), cbow (Audio2Vec context prediction) or autoencoder (the seed baseline).")] = "contrastive",
     epochs: Annotated[int, typer.Option(min=1, help="Passes of --steps batches each.")] = 30,
     steps: Annotated[int, typer.Option(min=1, help="Batches per epoch.")] = 300,
