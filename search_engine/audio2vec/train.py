@@ -129,17 +129,18 @@ def _power_mels(files, features: FeatureSettings, log, *, loop_short: bool = Fal
         except DecodeError as exc:
             log(f"skipped {exc}")
             continue
-        if loop_short and 0 < len(y) < window:
-            y, looped = np.tile(y, -(-window // len(y))), looped + 1
+        n = len(y)
+        if loop_short and 0 < n < window:
+            y, looped = np.tile(y, -(-window // n)), looped + 1
         m = _mel_power(y, features)
         if len(m) < features.window_frames:
             log(f"skipped {path}: shorter than one window")
             continue
         mels.append(m)
         names.append(str(path))
-        seconds += len(y) / features.sample_rate_hz
+        seconds += n / features.sample_rate_hz
     if looped:
-        log(f"{looped} files shorter than one window repeated to fill one")
+        log(f"{looped} file(s) shorter than one window repeated to fill one")
     return mels, names, seconds
 
 
