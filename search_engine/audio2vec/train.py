@@ -121,7 +121,7 @@ def _power_mels(files, features: FeatureSettings, log, *, loop_short: bool = Fal
     A file shorter than one window is skipped, or with ``loop_short`` (noise: a click, a beep, a
     door slam) repeated end to end until it fills one, as a noise bed loops its recording."""
     mels, names, seconds = [], [], 0.0
-    window = features.window_frames * features.hop_length + features.n_fft
+    window = round(features.window_s * features.sample_rate_hz)  # samples in one window
     looped = 0
     for path in files:
         try:
