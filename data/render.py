@@ -641,8 +641,9 @@ def render_music(out_dir: str, minutes: float, soundfont: str, split: str = "tra
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp_dir = out / ".tmp"
-    tmp_dir.mkdir(exist_ok=True)
+    tmp_dir = out / ".tmp"  # hidden, so that audio2vec never reads a half-rendered work as audio
+    shutil.rmtree(tmp_dir, ignore_errors=True)  # what a killed run left (its raw renders can be GBs)
+    tmp_dir.mkdir()
     soundfont = str(Path(soundfont).resolve())
     if not Path(soundfont).exists():
         raise FileNotFoundError(soundfont)

@@ -475,8 +475,11 @@ def _short(exc: BaseException, path: Path | None = None) -> str:
 def find_audio_files(paths, *, extensions=AUDIO_EXTENSIONS):
     """Expand files and folders (recursively, sorted, symlink loops skipped) to audio file paths.
 
-    Yields ``Path`` objects; a path given explicitly is yielded whatever its extension, so that a bad
-    file named on the command line is reported rather than silently ignored. A missing path is
+    Inside a folder, hidden files and folders (names starting with ``.``: ``.git``, ``.Trash``, a
+    tool's ``.tmp`` left by an interrupted run) are skipped, as most media tools do.
+
+    Yields ``Path`` objects; a path given explicitly is yielded whatever its extension (hidden or
+    not), so that a bad file named on the command line is reported rather than silently ignored. A missing path is
     yielded too (decoding it then reports the problem), and so is a subfolder that cannot be
     listed (permission denied), so that it is reported rather than silently skipped.
     """
@@ -504,8 +507,8 @@ def find_audio_files(paths, *, extensions=AUDIO_EXTENSIONS):
                 dirs[:] = []
                 continue
             seen.add((st.st_dev, st.st_ino))
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
-                if Path(name).suffix.lower() in extensions:
+                if not name.startswith(".") and Path(name).suffix.lower() in extensions:
                     yield Path(root) / name
         yield from unlisted

@@ -111,7 +111,7 @@ def _engine(index, config, *, create: bool = False, **overrides):
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively; hidden files and folders inside them are skipped).", show_default=False)],
     index: IndexOpt = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
@@ -473,7 +473,7 @@ def compare(
 
 @app.command()
 def embed(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively).", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively; hidden files and folders inside them are skipped).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (structured array) or .parquet.", show_default=False)],
     per_window: Annotated[bool, typer.Option("--per-window/--per-file", help="One row per window (every segment_hop_s), or one pooled row per file.")] = False,
     model: Annotated[str, typer.Option("--model", help="Audio2Vec model folder, or 'default'.")] = "default",

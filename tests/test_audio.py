@@ -135,3 +135,15 @@ def test_find_audio_files_walks_folders_and_survives_symlink_loops(tmp_path):
     assert found == ["a/x.wav", "a/b/y.FLAC"]
     # a file named explicitly is yielded whatever its extension
     assert list(find_audio_files([tmp_path / "a/b/notes.txt"])) == [tmp_path / "a/b/notes.txt"]
+
+
+def test_find_audio_files_skips_hidden_files_and_folders_inside_a_folder(tmp_path):
+    # an interrupted renderer's temporary audio, a git-annex object store, a stray dot file
+    for p in ("lib/x.wav", "lib/.tmp/job1/raw.wav", "lib/.git/annex/objects/ab/y.wav", "lib/sub/.z.wav", "lib/sub/w.ogg"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_bytes(b"")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_audio_files([tmp_path / "lib"])]
+    assert found == ["lib/x.wav", "lib/sub/w.ogg"]
+    # named explicitly, a hidden file or a file inside a hidden folder is still taken
+    assert list(find_audio_files([tmp_path / "lib/sub/.z.wav"])) == [tmp_path / "lib/sub/.z.wav"]
+    assert list(find_audio_files([tmp_path / "lib/.tmp"])) == [tmp_path / "lib/.tmp/job1/raw.wav"]
