@@ -479,9 +479,9 @@ def find_audio_files(paths, *, extensions=AUDIO_EXTENSIONS):
     tool's ``.tmp`` left by an interrupted run) are skipped, as most media tools do.
 
     Yields ``Path`` objects; a path given explicitly is yielded whatever its extension (hidden or
-    not), so that a bad file named on the command line is reported rather than silently ignored. A missing path is
-    yielded too (decoding it then reports the problem), and so is a subfolder that cannot be
-    listed (permission denied), so that it is reported rather than silently skipped.
+    not), so that a bad file named on the command line is reported rather than silently ignored.
+    A missing path is yielded too (decoding it then reports the problem), and so is a subfolder
+    that cannot be listed (permission denied), so that it is reported rather than silently skipped.
     """
     for p in paths:
         p = Path(p).expanduser()
