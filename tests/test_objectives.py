@@ -82,6 +82,28 @@ def test_a_noise_recording_shorter_than_a_window_is_looped_not_skipped(tmp_path)
     assert seconds == pytest.approx(2.3) and said[-1] == "1 file(s) shorter than one window repeated to fill one"  # the click's own 0.3 s
 
 
+def test_pitched_noise_is_a_tone_with_its_harmonics_at_one_pitch_at_a_time():
+    from search_engine.audio2vec.train import pitched_noise
+
+    beds = [pitched_noise(np.random.default_rng(seed), sr=SR, seconds=4.0) for seed in range(12)]
+    assert all(b.shape == (4 * SR,) and b.dtype == np.float32 and np.abs(b).max() == pytest.approx(1.0) for b in beds)
+    assert not np.array_equal(beds[0], beds[1])
+    # pitched, unlike the white/pink/brown beds: in each 64 ms frame that sounds, nearly all power
+    # sits in a few FFT bins (the tone and its harmonics), where white noise spreads it over all 513
+    for b in beds:
+        frames = b[: len(b) // 1024 * 1024].reshape(-1, 1024)
+        power = np.abs(np.fft.rfft(frames * np.hanning(1024), axis=1)) ** 2
+        sounding = power.sum(axis=1) > 1e-3 * power.sum(axis=1).max()
+        top = np.sort(power[sounding], axis=1)[:, ::-1]
+        assert np.median(top[:, :40].sum(axis=1) / top.sum(axis=1)) > 0.9
+    white = np.random.default_rng(0).standard_normal(1024 * 16).reshape(-1, 1024)
+    wp = np.sort(np.abs(np.fft.rfft(white * np.hanning(1024), axis=1)) ** 2, axis=1)[:, ::-1]
+    assert np.median(wp[:, :40].sum(axis=1) / wp.sum(axis=1)) < 0.3
+    # the pitch moves: the strongest bin of the first and last second differ in some beds (glides)
+    peaks = [(np.argmax(np.abs(np.fft.rfft(b[:SR]))), np.argmax(np.abs(np.fft.rfft(b[-SR:])))) for b in beds]
+    assert sum(a != z for a, z in peaks) >= 6
+
+
 def test_pair_sampler_pairs_the_same_moment():
     cfg = TrainConfig(clean_view_probability=1.0, noise_probability=0.0, jitter_frames=0)
     mels = [_power(tune(i, 10.0)) for i in range(3)]
@@ -110,10 +132,13 @@ def train_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("objective", ["contrastive", "cbow", "autoencoder"])
 def test_each_objective_trains_a_loadable_model_of_the_same_shape(tmp_path, train_dir, objective):
-    cfg = TrainConfig(objective=objective, epochs=1, steps_per_epoch=2, batch_size=8, projection_windows=256)
-    out = train([train_dir], out=tmp_path / "m", config=cfg, verbose=0, log=lambda m: None)
+    pitched = 2 if objective == "contrastive" else 0  # synthetic pitched noise beds join the noise
+    cfg = TrainConfig(objective=objective, epochs=1, steps_per_epoch=2, batch_size=8, projection_windows=256, pitched_noise=pitched)
+    said = []
+    out = train([train_dir], out=tmp_path / "m", config=cfg, verbose=0, log=said.append)
     record = json.loads((out / "config.json").read_text())
     assert record["objective"] == objective
+    assert ("noise: synthetic white, pink and brown, 2 pitched" in said) == bool(pitched)
     enc = Encoder.load(out)
     v = enc.embed(tune(50, 3.0), hop_frames=32).vectors
     assert v.shape[1] == enc.dim == 64 and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)

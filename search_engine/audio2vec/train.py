@@ -84,6 +84,9 @@ class TrainConfig:
     #: draw noise source by source (each noise path, and the synthetic noises, equally often)
     #: rather than file by file (a folder of many short files would crowd out the others)
     noise_by_source: bool = False
+    #: synthetic pitched noise beds added to the noise (:func:`pitched_noises`: hums, horns,
+    #: squeals, beeps, drones); 0: none. Each counts as one noise file in the draw.
+    pitched_noise: int = 0
     #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
     #: size then counts sounds), windows pooled per sound (1: single windows trained best),
     #: largest shift of a sound in mel bands
@@ -189,6 +192,27 @@ def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, secon
         y /= np.abs(y).max()
         out.append(_mel_power(y, features))
     return out
+
+
+def pitched_noise(rng: np.random.Generator, *, sr: int, seconds: float = 10.0) -> np.ndarray:
+    """One synthetic pitched noise bed (a hum, horn, squeal, beep or drone), peak 1.
+
+    A harmonic tone at a random pitch (80-2000 Hz, log-uniform) with 1-8 harmonics falling off as
+    ``k ** -a`` (``a`` 0.5-2), gliding by up to an octave either way over the bed, with vibrato
+    (0-3 %, 3-8 Hz) and, half the time, gated on and off (period 0.1-1 s) as a beep or an alarm.
+    ``sr`` in Hz, ``seconds`` long; returns float32 ``[samples]``.
+    """
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f = np.exp(rng.uniform(np.log(80.0), np.log(2000.0))) * 2.0 ** (rng.uniform(-1, 1) * t / seconds)
+    f *= 1 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(3, 8) * t)
+    phase = 2 * np.pi * np.cumsum(f) / sr
+    tilt = rng.uniform(0.5, 2.0)
+    y = sum(k**-tilt * np.sin(k * phase) * (k * f < sr / 2) for k in range(1, int(rng.integers(1, 9)) + 1))
+    if rng.random() < 0.5:
+        period = rng.uniform(0.1, 1.0)
+        y = y * ((t / period) % 1.0 < rng.uniform(0.3, 0.8))
+    return (y / max(float(np.abs(y).max()), 1e-9)).astype(np.float32)
 
 
 class WindowSampler:
@@ -310,7 +334,10 @@ def train(
         extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log, loop_short=True)
         groups.append(extra)
         log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min" + (f" from {source[0]}" if cfg.noise_by_source else ""))
-    log("noise: synthetic white, pink and brown" + (", drawn as often as each noise path" if cfg.noise_by_source else ""))
+    if cfg.pitched_noise:
+        groups[0] += [_mel_power(pitched_noise(rng, sr=f.sample_rate_hz), f) for _ in range(cfg.pitched_noise)]
+    log("noise: synthetic white, pink and brown" + (f", {cfg.pitched_noise} pitched" if cfg.pitched_noise else "")
+        + (", drawn as often as each noise path" if cfg.noise_by_source else ""))
     noise_mels = NoiseBank(groups) if cfg.noise_by_source else [m for g in groups for m in g]
     is_val = _split(names, cfg.validation_fraction)
     train_mels = [m for m, v in zip(mels, is_val) if not v]
