@@ -65,6 +65,10 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", help="Audio2Vec model folder, or 'default' for the bundled model. Default: the index's own.", show_default=False),
 ]
+AudioPathsArg = Annotated[
+    list[Path],
+    typer.Argument(help="Audio files and folders (searched recursively; hidden files and folders inside them are skipped).", show_default=False),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object per line on stdout.")]
 WhereOpt = Annotated[
     Optional[list[str]],
@@ -111,7 +115,7 @@ def _engine(index, config, *, create: bool = False, **overrides):
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively; hidden files and folders inside them are skipped).", show_default=False)],
+    paths: AudioPathsArg,
     index: IndexOpt = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
@@ -473,7 +477,7 @@ def compare(
 
 @app.command()
 def embed(
-    paths: Annotated[list[Path], typer.Argument(help="Audio files and folders (searched recursively; hidden files and folders inside them are skipped).", show_default=False)],
+    paths: AudioPathsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .npy (structured array) or .parquet.", show_default=False)],
     per_window: Annotated[bool, typer.Option("--per-window/--per-file", help="One row per window (every segment_hop_s), or one pooled row per file.")] = False,
     model: Annotated[str, typer.Option("--model", help="Audio2Vec model folder, or 'default'.")] = "default",
@@ -596,7 +600,7 @@ def train(
     varied_views: Annotated[bool, typer.Option("--varied-views", help="contrastive: wider damage (16-64 kbps MP3/AAC, longer rooms, 1-9 % speed and tempo) plus pitch-shifted and chained (speed, room, codec) views.")] = False,
     pair_snr: Annotated[tuple[float, float], typer.Option("--pair-snr", help="contrastive: SNR range in dB (LOW HIGH) of the noise mixed into the degraded views, measured on each 1 s window's mel power.")] = (0.0, 10.0),
     embedding_dim: Annotated[Optional[int], typer.Option("--embedding-dim", min=2, help="Numbers per vector of the model written (default: the --init model's, else 64). Another size than the --init model's keeps its encoder and starts the last projection afresh.", show_default=False)] = None,
-    pitched_noise: Annotated[int, typer.Option("--pitched-noise", min=0, help="Add N synthetic pitched noise beds (hums, horns, squeals, beeps, drones at random pitches, 10 s each) to the noise; each is drawn as often as one noise file.")] = 0,
+    pitched_noise: Annotated[int, typer.Option("--pitched-noise", min=0, help="Add N synthetic pitched noise beds (hums, horns, squeals, beeps, drones at random pitches, 10 s each) to the noise; each is drawn as often as one noise file (with --noise-by-source they join the synthetic source).")] = 0,
     noise_by_source: Annotated[bool, typer.Option("--noise-by-source", help="Draw noise source by source: each --noise path, and the synthetic noises, equally often (by default every file is equally likely, so a folder of many short files crowds out the rest).")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).

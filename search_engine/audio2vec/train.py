@@ -84,7 +84,7 @@ class TrainConfig:
     #: draw noise source by source (each noise path, and the synthetic noises, equally often)
     #: rather than file by file (a folder of many short files would crowd out the others)
     noise_by_source: bool = False
-    #: synthetic pitched noise beds added to the noise (:func:`pitched_noises`: hums, horns,
+    #: synthetic pitched noise beds added to the noise (:func:`pitched_noise`: hums, horns,
     #: squeals, beeps, drones); 0: none. Each counts as one noise file in the draw.
     pitched_noise: int = 0
     #: similarity: SupCon temperature, SNR of the noise added, sounds per label in a batch (whose
