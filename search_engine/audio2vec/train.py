@@ -180,20 +180,6 @@ def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2):
     return out
 
 
-def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, seconds: float = 30.0):
-    """White, pink and brown noise as mel power spectrograms."""
-    n = int(seconds * features.sample_rate_hz)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1.0 / features.sample_rate_hz)
-    freqs[0] = freqs[1]
-    out = []
-    for exponent in (0.0, 0.5, 1.0):  # white, pink (1/f power), brown (1/f^2 power)
-        y = np.fft.irfft(spectrum / freqs**exponent, n).astype(np.float32)
-        y /= np.abs(y).max()
-        out.append(_mel_power(y, features))
-    return out
-
-
 def pitched_noise(rng: np.random.Generator, *, sr: int, seconds: float = 10.0) -> np.ndarray:
     """One synthetic pitched noise bed (a hum, horn, squeal, beep or drone), peak 1.
 
@@ -213,6 +199,21 @@ def pitched_noise(rng: np.random.Generator, *, sr: int, seconds: float = 10.0) -
         period = rng.uniform(0.1, 1.0)
         y = y * ((t / period) % 1.0 < rng.uniform(0.3, 0.8))
     return (y / max(float(np.abs(y).max()), 1e-9)).astype(np.float32)
+
+
+def _synthetic_noises(features: FeatureSettings, rng: np.random.Generator, seconds: float = 30.0, *, pitched: int = 0):
+    """White, pink and brown noise, then ``pitched`` beds of :func:`pitched_noise`, as mel power
+    spectrograms."""
+    n = int(seconds * features.sample_rate_hz)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1.0 / features.sample_rate_hz)
+    freqs[0] = freqs[1]
+    out = []
+    for exponent in (0.0, 0.5, 1.0):  # white, pink (1/f power), brown (1/f^2 power)
+        y = np.fft.irfft(spectrum / freqs**exponent, n).astype(np.float32)
+        y /= np.abs(y).max()
+        out.append(_mel_power(y, features))
+    return out + [_mel_power(pitched_noise(rng, sr=features.sample_rate_hz), features) for _ in range(pitched)]
 
 
 class WindowSampler:
@@ -328,14 +329,12 @@ def train(
             f"(at least {MIN_TRAIN_AUDIO_S:.0f} s is needed; a few hours trains a useful model)"
         )
     log(f"training on {len(mels)} files, {seconds / 3600:.2f} h of audio")
-    groups = [_synthetic_noises(f, rng)]
+    groups = [_synthetic_noises(f, rng, pitched=cfg.pitched_noise)]
     sources = [[p] for p in noise_paths] if cfg.noise_by_source else ([list(noise_paths)] if noise_paths else [])
     for source in sources:  # one group per noise path, or all of them as one
         extra, _, noise_s = _power_mels(list(find_audio_files(source)), f, log, loop_short=True)
         groups.append(extra)
         log(f"noise: {len(extra)} files, {noise_s / 60:.1f} min" + (f" from {source[0]}" if cfg.noise_by_source else ""))
-    if cfg.pitched_noise:
-        groups[0] += [_mel_power(pitched_noise(rng, sr=f.sample_rate_hz), f) for _ in range(cfg.pitched_noise)]
     log("noise: synthetic white, pink and brown" + (f", {cfg.pitched_noise} pitched" if cfg.pitched_noise else "")
         + (", drawn as often as each noise path" if cfg.noise_by_source else ""))
     noise_mels = NoiseBank(groups) if cfg.noise_by_source else [m for g in groups for m in g]
