@@ -122,6 +122,28 @@ def test_context_sampler_cuts_neighbours_around_the_centre():
     assert neighbours.shape == (4, 4, 64, 64) and centre.shape == (4, 64, 64)
 
 
+def test_the_align_term_adds_its_weight_times_the_pairs_squared_distance():
+    """``align_weight`` adds weight x mean squared distance between anchor and positive vectors to
+    NT-Xent, so a pair that leads its batch but lies far still costs (and 0 leaves NT-Xent alone)."""
+    from search_engine.audio2vec.model import Architecture, build_encoder, build_projection
+    from search_engine.audio2vec.objectives import contrastive_model
+
+    rng = np.random.default_rng(0)
+    f = FeatureSettings()
+    anchors = rng.normal(size=(6, f.window_frames, f.n_mels)).astype(np.float32)
+    positives = (anchors + rng.normal(scale=0.5, size=anchors.shape)).astype(np.float32)
+    arch = Architecture()
+    encoder, g = build_encoder(f.window_frames, f.n_mels, arch), build_projection(arch)
+    plain = contrastive_model(encoder, g, temperature=0.05)
+    pulled = contrastive_model(encoder, g, temperature=0.05, align_weight=0.5)
+    za, zp = (np.asarray(plain(x)) for x in (anchors, positives))
+    nt_xent, _ = plain._step((anchors, positives), False)
+    both, _ = pulled._step((anchors, positives), False)
+    sq = float(np.mean(np.sum((za - zp) ** 2, axis=1)))
+    assert sq > 0.01
+    assert float(both) == pytest.approx(float(nt_xent) + 0.5 * sq, rel=1e-4)
+
+
 @pytest.fixture(scope="module")
 def train_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")

@@ -405,8 +405,9 @@ def _embedding_model_base():
     return EmbeddingModel
 
 
-def contrastive_model(encoder, g, *, temperature: float):
-    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with NT-Xent on (anchor, positive)."""
+def contrastive_model(encoder, g, *, temperature: float, align_weight: float = 0.0):
+    """A Keras model whose ``fit`` trains ``encoder`` and ``g`` with NT-Xent on (anchor, positive),
+    plus ``align_weight`` times the pairs' mean squared Euclidean distance (unit vectors: 0 to 4)."""
     import keras
     import tensorflow as tf
 
@@ -418,6 +419,8 @@ def contrastive_model(encoder, g, *, temperature: float):
             labels = tf.range(tf.shape(logits)[0])
             ce = keras.losses.sparse_categorical_crossentropy
             loss = 0.5 * tf.reduce_mean(ce(labels, logits, from_logits=True) + ce(labels, tf.transpose(logits), from_logits=True))
+            if align_weight:
+                loss += align_weight * tf.reduce_mean(tf.reduce_sum(tf.square(za - zp), axis=1))
             hit = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.float32)
             return loss, tf.reduce_mean(hit)
 

@@ -18,6 +18,12 @@ RETIRED_MODELS: dict[str, tuple[str, str]] = {
         "replaced it; no longer bundled, to keep the package's weights small (its folder is "
         "models/autoencoder in the source repository, for benchmarks)",
     ),
+    "6df30c97695a07c0": (
+        "match_v1",
+        "the first contrastive match model, the default until issue 18 and bundled beside the later "
+        "defaults until the third match model (issue 18) replaced the second; no longer bundled, to keep "
+        "the package's weights small",
+    ),
 }
 
 

@@ -77,6 +77,10 @@ class TrainConfig:
     pair_snr_db: tuple[float, float] = (0.0, 10.0)
     clean_view_probability: float = 0.2
     eq_db: float = 6.0
+    #: contrastive: weight of a term pulling each degraded view towards its clean anchor in
+    #: squared Euclidean distance (beside NT-Xent, whose gradient fades once the positive leads
+    #: the batch, however far it still lies: the claim reads absolute distances); 0: NT-Xent alone
+    align_weight: float = 0.0
     #: contrastive: waveform views drawn per training file (each a new random set), and whether
     #: they are the wider, longer list (:func:`.views.waveform_views` ``varied``)
     view_sets: int = 1
@@ -412,7 +416,7 @@ def train(
             log("no validation: no teacher vectors in the held-out files")
         distilled = {"teacher": teacher["meta"], "windows": int(have.sum()), "pca_variance_kept": round(kept, 4)}
     else:
-        model = contrastive_model(encoder, g, temperature=cfg.temperature)
+        model = contrastive_model(encoder, g, temperature=cfg.temperature, align_weight=cfg.align_weight)
         tracks = _tracks(names, mels, cfg, log)
         sampler = PairSampler([t for t, v in zip(tracks, is_val) if not v], noise_mels, cfg, rng)
         validation = PairSampler([t for t, v in zip(tracks, is_val) if v], noise_mels, cfg, val_rng).batch(val_n)
