@@ -602,6 +602,7 @@ def train(
     embedding_dim: Annotated[Optional[int], typer.Option("--embedding-dim", min=2, help="Numbers per vector of the model written (default: the --init model's, else 64). Another size than the --init model's keeps its encoder and starts the last projection afresh.", show_default=False)] = None,
     pitched_noise: Annotated[int, typer.Option("--pitched-noise", min=0, help="Add N synthetic pitched noise beds (hums, horns, squeals, beeps, drones at random pitches, 10 s each) to the noise; each is drawn as often as one noise file (with --noise-by-source they join the synthetic source).")] = 0,
     align_weight: Annotated[float, typer.Option("--align-weight", min=0.0, help="contrastive: add this weight times the squared distance between each degraded view and its clean window to the loss, so that damage moves vectors less in absolute distance, not only in rank (0: NT-Xent alone).")] = 0.0,
+    windows_per_track: Annotated[int, typer.Option("--windows-per-track", min=1, help="contrastive: anchors per track in a batch: K non-overlapping windows of each of batch/K tracks, so other passages of the same piece (same sound, other notes) are among the negatives (1: every window from a random track).")] = 1,
     noise_by_source: Annotated[bool, typer.Option("--noise-by-source", help="Draw noise source by source: each --noise path, and the synthetic noises, equally often (by default every file is equally likely, so a folder of many short files crowds out the rest).")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
@@ -617,7 +618,7 @@ def train(
         teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
         distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten, distill_band_shift=band_shift,
         view_sets=view_sets, varied_views=varied_views, noise_by_source=noise_by_source, pair_snr_db=tuple(pair_snr), pitched_noise=pitched_noise,
-        align_weight=align_weight,
+        align_weight=align_weight, windows_per_track=windows_per_track,
         embedding_dim=embedding_dim,
     )
     try:

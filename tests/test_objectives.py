@@ -115,6 +115,30 @@ def test_pair_sampler_pairs_the_same_moment():
     assert (d.argmin(axis=1) == np.arange(8)).all()
 
 
+
+def test_pair_sampler_draws_apart_windows_of_each_track_in_groups():
+    """``windows_per_track`` k: a batch holds k non-overlapping windows of each track it draws (other
+    passages of the same piece as negatives), and a track too short for two gives one window."""
+    cfg = TrainConfig(windows_per_track=4)
+    w = cfg.features.window_frames
+    tracks = [(np.zeros((n, 64), np.float32), []) for n in (40 * w, 12 * w, w + 5)]
+    s = PairSampler(tracks, [tracks[0][0] + 1], cfg, np.random.default_rng(0))
+    picks = s.moments(64)
+    assert len(picks) == 64
+    by_track: dict[int, list[int]] = {}
+    for j, t in picks:
+        assert 0 <= t <= len(tracks[j][0]) - w
+        by_track.setdefault(j, []).append(t)
+    assert len(by_track[0]) >= 8 and len(by_track[1]) >= 4  # groups of 4, drawn by length
+    # consecutive picks of one draw come from one track, at least a window apart
+    runs = [picks[i:i + 4] for i in range(0, 64, 4) if len({j for j, _ in picks[i:i + 4]}) == 1 and picks[i][0] != 2]
+    assert runs
+    for run in runs:
+        starts = sorted(t for _, t in run)
+        assert min(np.diff(starts)) >= w
+    a, p = s.batch(16)
+    assert a.shape == p.shape == (16, w, 64)
+
 def test_context_sampler_cuts_neighbours_around_the_centre():
     cfg = TrainConfig(objective="cbow")
     s = ContextSampler([_power(tune(1, 8.0))], cfg, np.random.default_rng(0))

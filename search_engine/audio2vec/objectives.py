@@ -53,14 +53,40 @@ class PairSampler:
         lengths = np.array([len(clean) - w + 1 for clean, _ in tracks], dtype=np.float64)
         self.p = lengths / lengths.sum()
 
+    def moments(self, n: int) -> list[tuple[int, int]]:
+        """``n`` (track, start frame) anchors: every one from a random track, or, with
+        ``cfg.windows_per_track`` k > 1, k from each of ``n / k`` random tracks, at least a window
+        apart (other passages of the same piece: same instruments, key and style, so the batch's
+        hardest negatives differ in the notes, not the sound). A track too short for k apart
+        windows gives what it can; the rest of the batch is filled with random tracks' windows."""
+        rng, w, k = self.rng, self.cfg.features.window_frames, self.cfg.windows_per_track
+        out: list[tuple[int, int]] = []
+        while len(out) < n:
+            j = int(rng.choice(len(self.tracks), p=self.p))
+            span = len(self.tracks[j][0]) - w + 1
+            # k starts on a grid of whole windows shifted at random: never two overlapping
+            slots = span // w if k > 1 else 0
+            if slots >= 2:
+                picks = rng.choice(slots, size=min(k, slots, n - len(out)), replace=False)
+                offset = rng.integers(0, span - (slots - 1) * w)
+                out += [(j, int(offset + s * w)) for s in picks]
+            else:
+                out.append((j, int(rng.integers(0, span))))
+        return out
+
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         cfg, rng = self.cfg, self.rng
         w = cfg.features.window_frames
         anchors = np.empty((n, w, cfg.features.n_mels), dtype=np.float32)
         positives = np.empty_like(anchors)
+        grouped = self.moments(n) if cfg.windows_per_track > 1 else None
         for i in range(n):
-            clean, views = self.tracks[rng.choice(len(self.tracks), p=self.p)]
-            t = rng.integers(0, len(clean) - w + 1)
+            if grouped is None:  # one random track per window (the draws of every earlier recipe)
+                clean, views = self.tracks[rng.choice(len(self.tracks), p=self.p)]
+                t = rng.integers(0, len(clean) - w + 1)
+            else:
+                clean, views = self.tracks[grouped[i][0]]
+                t = grouped[i][1]
             anchors[i] = clean[t : t + w]
             if views and rng.random() >= cfg.clean_view_probability:
                 view, rate = views[rng.integers(len(views))]

@@ -81,6 +81,9 @@ class TrainConfig:
     #: squared Euclidean distance (beside NT-Xent, whose gradient fades once the positive leads
     #: the batch, however far it still lies: the claim reads absolute distances); 0: NT-Xent alone
     align_weight: float = 0.0
+    #: contrastive: anchors drawn per track in a batch (1: each from a random track; k: k apart
+    #: windows of each of batch / k tracks, so other passages of the same piece are negatives)
+    windows_per_track: int = 1
     #: contrastive: waveform views drawn per training file (each a new random set), and whether
     #: they are the wider, longer list (:func:`.views.waveform_views` ``varied``)
     view_sets: int = 1
