@@ -603,6 +603,7 @@ def train(
     pitched_noise: Annotated[int, typer.Option("--pitched-noise", min=0, help="Add N synthetic pitched noise beds (hums, horns, squeals, beeps, drones at random pitches, 10 s each) to the noise; each is drawn as often as one noise file (with --noise-by-source they join the synthetic source).")] = 0,
     align_weight: Annotated[float, typer.Option("--align-weight", min=0.0, help="contrastive: add this weight times the squared distance between each degraded view and its clean window to the loss, so that damage moves vectors less in absolute distance, not only in rank (0: NT-Xent alone).")] = 0.0,
     windows_per_track: Annotated[int, typer.Option("--windows-per-track", min=1, help="contrastive: anchors per track in a batch: K non-overlapping windows of each of batch/K tracks, so other passages of the same piece (same sound, other notes) are among the negatives (1: every window from a random track).")] = 1,
+    views_cache: Annotated[Optional[Path], typer.Option("--views-cache", help="contrastive: keep each training file's degraded views in this folder and reuse them in later runs with the same files, --seed and view settings (making them costs about 1/20 of the audio's duration per view set). Without it they are kept in OUT/checkpoints until the run finishes, so --resume skips them.", show_default=False)] = None,
     noise_by_source: Annotated[bool, typer.Option("--noise-by-source", help="Draw noise source by source: each --noise path, and the synthetic noises, equally often (by default every file is equally likely, so a folder of many short files crowds out the rest).")] = False,
 ) -> None:
     """Train an Audio2Vec model on your own audio (log-mel windows; objective chosen by --objective).
@@ -622,7 +623,8 @@ def train(
         embedding_dim=embedding_dim,
     )
     try:
-        run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err)
+        run_training(paths, out=out, noise_paths=noise or [], config=cfg, init=init, resume=resume, verbose=1 if sys.stderr.isatty() else 2, log=_err,
+                     views_cache=views_cache)
     except Audio2VecError as exc:
         raise _fail(exc)
 

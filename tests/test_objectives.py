@@ -204,7 +204,17 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path, train_dir):
     with pytest.raises(KeyboardInterrupt):
         train([train_dir], out=tmp_path / "m", config=cfg, verbose=0, log=lambda m: None, callbacks=[Crash()])
     assert (tmp_path / "m" / "checkpoints").exists()
-    out = train([train_dir], out=tmp_path / "m", config=cfg, verbose=0, resume=True, log=lambda m: None)
+    # the degraded views were kept with the checkpoints (one file per training file) ...
+    kept = {p: p.stat().st_mtime_ns for p in (tmp_path / "m" / "checkpoints" / "views").glob("*.npz")}
+    assert len(kept) == 4
+    seen = {}
+
+    class Look(keras.callbacks.Callback):  # the views as the resumed run starts training
+        def on_train_begin(self, logs=None):
+            seen.update({p: p.stat().st_mtime_ns for p in (tmp_path / "m" / "checkpoints" / "views").glob("*.npz")})
+
+    out = train([train_dir], out=tmp_path / "m", config=cfg, verbose=0, resume=True, log=lambda m: None, callbacks=[Look()])
+    assert seen == kept  # ... and read back, not made again, by the resumed run
     epochs = (out / "history.csv").read_text().strip().splitlines()[1:]
     assert [int(line.split(",")[0]) for line in epochs] == [0, 1, 2]  # epoch 0 once, then 1 and 2
     Encoder.load(out)
@@ -479,3 +489,25 @@ def test_a_model_teacher_of_several_models_is_their_ensemble(tmp_path, kinds_dir
     x = normalize_windows(mel[None, s0 : s0 + 64], top_db=a.features.top_db)
     want = np.hstack([a.encode_windows(x), b.encode_windows(x)]) / np.sqrt(2)
     assert np.allclose(t["vectors"][t["file_index"] == 0][0], want[0], atol=1e-4)
+
+
+def test_kept_views_are_read_back_unchanged_and_only_for_the_same_settings(tmp_path, train_dir, monkeypatch):
+    """``_views`` with a cache folder: the second call with the same file, seed and settings reads
+    what the first kept (identical arrays and rates, no new damage made); another seed makes its own."""
+    from search_engine.audio2vec import train as train_module
+
+    f, path = FeatureSettings(), str(train_dir / "t0.wav")
+    made = train_module._views(path, f, (0, 0), (), 1, False, cache=str(tmp_path))
+    assert len(list(tmp_path.glob("*.npz"))) == 1 and not list(tmp_path.glob("*.part*"))
+
+    def no_damage(*a, **k):
+        raise AssertionError("views made again")
+
+    monkeypatch.setattr(train_module, "waveform_views", no_damage)
+    again = train_module._views(path, f, (0, 0), (), 1, False, cache=str(tmp_path))
+    assert len(again) == len(made) == 3  # room, speed, tempo (no codec asked for)
+    for (a, ra), (b, rb) in zip(made, again):
+        assert ra == rb and a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
+    with pytest.raises(AssertionError, match="views made again"):
+        train_module._views(path, f, (1, 0), (), 1, False, cache=str(tmp_path))
+

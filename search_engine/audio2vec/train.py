@@ -154,20 +154,44 @@ def _power_mels(files, features: FeatureSettings, log, *, loop_short: bool = Fal
     return mels, names, seconds
 
 
-def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool):
+def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool, cache: str | None = None):
     """The degraded views of one file as ``[(mel power, rate)]`` (contrastive): ``sets`` random
-    draws of :func:`.views.waveform_views`."""
+    draws of :func:`.views.waveform_views`. With ``cache`` (a folder), they are read from there when
+    an earlier call made them from the same file, settings and damage code
+    (:func:`_views_key`), else made and kept there."""
+    kept = Path(cache) / f"{_views_key(path, features, seed, codecs, sets, varied)}.npz" if cache else None
+    if kept is not None and kept.exists():
+        with np.load(kept) as z:
+            return [(z[f"view{i}"], float(r)) for i, r in enumerate(z["rates"])]
     y, sr = load(path, sr=features.sample_rate_hz)
     out = []
     for k in range(sets):
         rng = np.random.default_rng(seed if k == 0 else (*seed, k))
         out += [(_mel_power(v.y, features), v.rate) for v in waveform_views(y, sr=sr, rng=rng, codecs=codecs, varied=varied)]
-    return [(m, r) for m, r in out if len(m) >= features.window_frames]
+    out = [(m, r) for m, r in out if len(m) >= features.window_frames]
+    if kept is not None:  # written whole, then renamed: a crash leaves no half file
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        part = kept.with_name(f"{kept.stem}.{os.getpid()}.part.npz")
+        np.savez(part, rates=np.array([r for _, r in out], dtype=np.float64), **{f"view{i}": m for i, (m, _) in enumerate(out)})
+        os.replace(part, kept)
+    return out
 
 
-def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2):
+def _views_key(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool) -> str:
+    """Name of one file's kept views: a hash of the file (path, size, modification time), the
+    features, the seed and view settings, and the source of the code that makes the damage."""
+    from . import augment, views
+
+    st = os.stat(path)
+    code = hashlib.sha256(Path(views.__file__).read_bytes() + Path(augment.__file__).read_bytes()).hexdigest()
+    key = [str(Path(path).resolve()), st.st_size, st.st_mtime_ns, features.as_dict(), list(seed), list(codecs), sets, varied, code]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+
+
+def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2, cache: Path | None = None):
     """``[(clean mel power, views)]`` per file: :func:`_views` in ``workers`` processes (they cost
-    ~1/20 of real time per set); the clean spectrograms are the ones already made."""
+    ~1/20 of real time per set; kept in ``cache``, if given, and read from there next time); the
+    clean spectrograms are the ones already made."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -179,7 +203,8 @@ def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2):
         log(f"this FFmpeg build lacks {', '.join(sorted(set(wanted) - set(codecs)))}: training without those codec views")
     out = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        futures = [pool.submit(_views, n, cfg.features, (cfg.seed, i), codecs, cfg.view_sets, cfg.varied_views) for i, n in enumerate(names)]
+        futures = [pool.submit(_views, n, cfg.features, (cfg.seed, i), codecs, cfg.view_sets, cfg.varied_views, str(cache) if cache else None)
+                   for i, n in enumerate(names)]
         for k, (fut, clean) in enumerate(zip(futures, mels), 1):
             out.append((clean, fut.result()))
             if k % 16 == 0 or k == len(futures):
@@ -278,6 +303,7 @@ def train(
     verbose: int = 1,
     log=None,
     callbacks=(),
+    views_cache: str | Path | None = None,
 ) -> Path:
     """Train a model and write a complete model folder to ``out``.
 
@@ -297,6 +323,10 @@ def train(
         Continue from the last checkpoint in ``out``.
     callbacks : list of keras.callbacks.Callback
         Extra callbacks for ``fit`` (after the checkpointing and logging ones).
+    views_cache : path-like, optional
+        Contrastive: folder where each training file's degraded views are kept and found again by
+        later runs with the same files, seed and view settings. By default they are kept in
+        ``out/checkpoints`` until the run finishes, so a resumed run does not make them again.
     """
     import keras
 
@@ -324,6 +354,9 @@ def train(
     if (cfg.objective == "distill") != (cfg.teacher_vectors is not None):
         raise ParameterError("the distill objective needs teacher vectors (--teacher-vectors DIR), and only it uses them")
     teacher = load_teacher_vectors(cfg.teacher_vectors) if cfg.teacher_vectors is not None else None
+    ckpt = out / "checkpoints"
+    if not resume and ckpt.exists():
+        shutil.rmtree(ckpt)
     keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     f, arch = cfg.features, cfg.architecture
@@ -420,7 +453,7 @@ def train(
         distilled = {"teacher": teacher["meta"], "windows": int(have.sum()), "pca_variance_kept": round(kept, 4)}
     else:
         model = contrastive_model(encoder, g, temperature=cfg.temperature, align_weight=cfg.align_weight)
-        tracks = _tracks(names, mels, cfg, log)
+        tracks = _tracks(names, mels, cfg, log, cache=Path(views_cache) if views_cache else ckpt / "views")
         sampler = PairSampler([t for t, v in zip(tracks, is_val) if not v], noise_mels, cfg, rng)
         validation = PairSampler([t for t, v in zip(tracks, is_val) if v], noise_mels, cfg, val_rng).batch(val_n)
     total_steps = cfg.epochs * cfg.steps_per_epoch
@@ -437,9 +470,6 @@ def train(
             return sampler.batch(cfg.batch_size)
 
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoints"
-    if not resume and ckpt.exists():
-        shutil.rmtree(ckpt)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(ckpt / "backup")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
