@@ -115,7 +115,6 @@ def test_pair_sampler_pairs_the_same_moment():
     assert (d.argmin(axis=1) == np.arange(8)).all()
 
 
-
 def test_pair_sampler_draws_apart_windows_of_each_track_in_groups():
     """``windows_per_track`` k: a batch holds k non-overlapping windows of each track it draws (other
     passages of the same piece as negatives), and a track too short for two gives one window."""
@@ -138,6 +137,7 @@ def test_pair_sampler_draws_apart_windows_of_each_track_in_groups():
         assert min(np.diff(starts)) >= w
     a, p = s.batch(16)
     assert a.shape == p.shape == (16, w, 64)
+
 
 def test_context_sampler_cuts_neighbours_around_the_centre():
     cfg = TrainConfig(objective="cbow")
