@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -180,12 +181,17 @@ def _views(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: 
 def _views_key(path: str, features: FeatureSettings, seed: tuple[int, int], codecs: tuple[str, ...], sets: int, varied: bool) -> str:
     """Name of one file's kept views: a hash of the file (path, size, modification time), the
     features, the seed and view settings, and the source of the code that makes the damage."""
+    st = os.stat(path)
+    key = [str(Path(path).resolve()), st.st_size, st.st_mtime_ns, features.as_dict(), list(seed), list(codecs), sets, varied, _damage_code()]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _damage_code() -> str:
+    """Hash of the source of :mod:`.views` and :mod:`.augment` (read once per process)."""
     from . import augment, views
 
-    st = os.stat(path)
-    code = hashlib.sha256(Path(views.__file__).read_bytes() + Path(augment.__file__).read_bytes()).hexdigest()
-    key = [str(Path(path).resolve()), st.st_size, st.st_mtime_ns, features.as_dict(), list(seed), list(codecs), sets, varied, code]
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    return hashlib.sha256(Path(views.__file__).read_bytes() + Path(augment.__file__).read_bytes()).hexdigest()
 
 
 def _tracks(names, mels, cfg: TrainConfig, log, workers: int = 2, cache: Path | None = None):
