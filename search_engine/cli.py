@@ -589,6 +589,7 @@ def train(
     steps: Annotated[int, typer.Option(min=1, help="Batches per epoch.")] = 300,
     batch_size: Annotated[int, typer.Option(min=2, help="Windows (contrastive: pairs) per batch.")] = 128,
     seed: Annotated[int, typer.Option(help="Random seed (data sampling and initial weights).")] = 0,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=1e-7, help="Adam's starting learning rate; it decays along a cosine to 5 % of itself by the last step (a fine-tune that should stay near its --init model wants less than the default).")] = 1e-3,
     init: Annotated[Optional[str], typer.Option(help="Start from this model folder ('default' = bundled) to fine-tune.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from the checkpoint in --out.")] = False,
     teacher_vectors: Annotated[Optional[Path], typer.Option("--teacher-vectors", help="distill: folder of a teacher's window vectors (teacher/aisfx_teacher.py).", show_default=False)] = None,
@@ -615,7 +616,7 @@ def train(
     from .errors import Audio2VecError
 
     cfg = TrainConfig(
-        objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed,
+        objective=objective, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, seed=seed, learning_rate=learning_rate,
         teacher_vectors=str(teacher_vectors) if teacher_vectors is not None else None,
         distill_supcon_weight=supcon_weight, distill_relation_weight=relation_weight, distill_whiten=whiten, distill_band_shift=band_shift,
         view_sets=view_sets, varied_views=varied_views, noise_by_source=noise_by_source, pair_snr_db=tuple(pair_snr), pitched_noise=pitched_noise,

@@ -97,9 +97,10 @@ def test_train_refuses_too_little_audio_and_trains_a_loadable_model(tmp_path):
     for i in range(4):
         sf.write(lib / f"b{i}.wav", tune(10 + i, 12.0), SR)
     result = runner.invoke(app, ["train", str(lib), "--out", str(tmp_path / "m"), "--epochs", "1", "--steps", "3", "--batch-size", "8", "--pair-snr", "-5", "10",
-                                 "--embedding-dim", "48"])
+                                 "--embedding-dim", "48", "--learning-rate", "3e-4"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["recipe"]["pair_snr_db"] == [-5.0, 10.0]
+    recipe = json.loads((tmp_path / "m" / "config.json").read_text())["training"]["recipe"]
+    assert recipe["pair_snr_db"] == [-5.0, 10.0] and recipe["learning_rate"] == 3e-4
     from search_engine.audio2vec import Encoder
 
     enc = Encoder.load(tmp_path / "m")
