@@ -248,31 +248,33 @@ def test_an_index_of_a_retired_model_is_told_to_rebuild(tmp_path, library, recor
         assert engine.query((_clip(y, 3.0, 5.0), SR), k=1)[0].path == path
 
 
-def test_an_index_recorded_with_the_retired_first_match_model_is_told_to_rebuild(tmp_path, library):
-    """``match_v1`` left the package with the third match model: an index that names it is refused
-    with a message naming it and the command that rebuilds the index, not a bare 'no such model'."""
+@pytest.mark.parametrize("name", ["match_v1", "match_v2"])
+def test_an_index_recorded_with_a_retired_match_model_is_told_to_rebuild(tmp_path, library, name):
+    """``match_v1`` left the package with the third match model and ``match_v2`` with the fourth:
+    an index that names one is refused with a message naming it and the command that rebuilds the
+    index, not a bare 'no such model'."""
     from search_engine.audio2vec.encoder import bundled_models
     from search_engine.catalog import Catalog
     from search_engine.errors import IndexMismatchError
 
-    assert "match_v1" not in bundled_models()
+    assert name not in bundled_models()
     path, _ = next(iter(library.items()))
     with SearchEngine.create(tmp_path / "idx") as engine:
         Indexer(engine).add([path])
         with engine.catalog.Session.begin() as s:
-            Catalog.put_settings(s, {"model": "match_v1"})
+            Catalog.put_settings(s, {"model": name})
     with pytest.raises(IndexMismatchError) as err:
         SearchEngine.open(tmp_path / "idx")
-    assert "'match_v1'" in str(err.value) and "no longer bundles" in str(err.value)
+    assert f"'{name}'" in str(err.value) and "no longer bundles" in str(err.value) and "audio2vec index" in str(err.value)
 
 
 def test_an_index_of_the_previous_default_keeps_its_model(tmp_path, library):
-    """An index built when ``match_v2`` was the default (recorded as ``"default"``) opens with
-    ``match_v2``, still bundled, and finds its clips; a new index gets today's default."""
+    """An index built when ``match_v3`` was the default (recorded as ``"default"``) opens with
+    ``match_v3``, still bundled, and finds its clips; a new index gets today's default."""
     from search_engine.catalog import Catalog
 
     path, y = next(iter(library.items()))
-    with SearchEngine.create(tmp_path / "old", model="match_v2") as engine:
+    with SearchEngine.create(tmp_path / "old", model="match_v3") as engine:
         Indexer(engine).add([path])
         old_id = engine.encoder.model_id
         with engine.catalog.Session.begin() as s:

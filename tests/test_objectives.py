@@ -270,6 +270,7 @@ def test_the_similarity_objective_trains_the_similar_model_of_another(tmp_path, 
     sim = train([kinds_dir], out=tmp_path / "sim", config=cfg, init="default", verbose=0, log=lambda m: None)
     record = json.loads((sim / "config.json").read_text())
     assert record["objective"] == "similarity" and not (sim / "decoder.weights.h5").exists()
+    assert record["training"]["init"] == "default" and record["training"]["init_model_id"] == Encoder.load("default").model_id
     match = tmp_path / "match"
     shutil.copytree(Encoder.load("default").folder, match)
     config = json.loads((match / "config.json").read_text())

@@ -24,6 +24,12 @@ RETIRED_MODELS: dict[str, tuple[str, str]] = {
         "defaults until the third match model (issue 18) replaced the second; no longer bundled, to keep "
         "the package's weights small",
     ),
+    "61747447b4680898": (
+        "match_v2",
+        "the second contrastive match model, the default until the third match model (issue 18) and "
+        "bundled beside it until the fourth replaced the third; no longer bundled, to keep the "
+        "package's weights small",
+    ),
 }
 
 

@@ -513,6 +513,8 @@ def train(
             "hours": round(seconds / 3600, 3),
             "noise_files": [str(p) for p in noise_paths],
             "init": str(init) if init is not None else None,
+            # a name such as "default" points at other weights once a new default ships
+            "init_model_id": init_cfg["model_id"] if init is not None else None,
             "final": final,
             "projection_variance_explained": explained,
             "distilled": distilled if cfg.objective == "distill" else None,
