@@ -516,11 +516,16 @@ def needs(records, decision) -> np.ndarray:
     return np.array([claim_threshold(decision, r["features"]["duration_s"]) for r in records])
 
 
-def shipped_decision(model: str) -> dict:
-    """The ``match_decision`` in a model's config.json."""
+def model_config(model: str) -> dict:
+    """A model's config.json (``model``: a bundled name or a folder)."""
     from search_engine.audio2vec.encoder import resolve_model_dir
 
-    return json.loads((resolve_model_dir(model) / "config.json").read_text())["match_decision"]
+    return json.loads((resolve_model_dir(model) / "config.json").read_text())
+
+
+def shipped_decision(model: str) -> dict:
+    """The ``match_decision`` in a model's config.json."""
+    return model_config(model)["match_decision"]
 
 
 def operating_point(conf_out: np.ndarray, target: float, conf_right: np.ndarray | None = None) -> float:
@@ -789,13 +794,14 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
         raise SystemExit(f"the {split} split has no fast recordings (stk_fast is a report cell)")
     per_file = -(-clips // (2 * len(data["fast"]))) if fast else -(-clips // len(data["library"]))
     cache = CACHE / f"claims_cell_{split}_{condition}_{seconds:g}s_{Path(model).name}_{seed}.json"
+    cfg = model_config(model)
     # a cache of other weights under the same name (the default before a new one shipped) is made again
-    if not cache.exists() or json.loads(cache.read_text()).get("model_id") != _model_id(model):
+    if not cache.exists() or json.loads(cache.read_text()).get("model_id") != cfg["model_id"]:
         collect(split, model, per_file, 0, seed, [] if fast else [condition], durations=[seconds], max_clips=clips, edge_per_file=0,
                 out=cache, with_fast=fast)
     collected = json.loads(cache.read_text())
     rec = [r for r in collected["records"] if r["features"] is not None and r["kind"] == "inside"]
-    decision = shipped_decision(model)
+    decision = cfg["match_decision"]
     right = np.array([r["right"] for r in rec])
     claimed = confidences(rec, decision) >= needs(rec, decision)
     key = f"{split}/{condition}/{seconds:g}s" + ("" if model == "default" else f" {Path(model).name}")
@@ -806,13 +812,6 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
     print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
     _keep_in_results(lambda results: results.setdefault("cells_apart", {}).update({key: res}))
     return res
-
-
-def _model_id(model: str) -> str:
-    """The model id of ``model`` (a bundled name or a folder), read from its config.json."""
-    from search_engine.audio2vec.encoder import resolve_model_dir
-
-    return json.loads((resolve_model_dir(model) / "config.json").read_text())["model_id"]
 
 
 def _interval95(k: int, n: int) -> list[float]:

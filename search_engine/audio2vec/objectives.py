@@ -65,7 +65,7 @@ class PairSampler:
             j = int(rng.choice(len(self.tracks), p=self.p))
             span = len(self.tracks[j][0]) - w + 1
             # k starts on a grid of whole windows shifted at random: never two overlapping
-            slots = span // w if k > 1 else 0
+            slots = span // w
             if slots >= 2:
                 picks = rng.choice(slots, size=min(k, slots, n - len(out)), replace=False)
                 offset = rng.integers(0, span - (slots - 1) * w)
