@@ -708,9 +708,10 @@ def _by_recording(rec, claimed) -> dict:
     """Top-1 and claimed-and-right per recording the clips were cut from, with the median
     distance and tempo rate (``speed``) of their first matches: the ``_fast`` recordings are not
     all their piece played fast (see the module docstring)."""
+    names = [Path(r["path"]).name for r in rec]
     out = {}
-    for name in sorted({Path(r["path"]).name for r in rec}):
-        js = [j for j, r in enumerate(rec) if Path(r["path"]).name == name]
+    for name in sorted(set(names)):
+        js = [j for j, n in enumerate(names) if n == name]
         right = np.array([rec[j]["right"] for j in js])
         speeds = [rec[j]["speed"] for j in js if rec[j].get("speed") is not None]
         out[name] = {"queries": len(js), "top1": round(float(right.mean()), 4), "claimed_right": round(float(np.mean(right & claimed[js])), 4),
@@ -831,11 +832,11 @@ def cell(model: str, split: str, condition: str, seconds: float, clips: int, see
            "claimed_right": round(float(np.mean(right & claimed)), 4), "claimed_right_95": _interval95(int((right & claimed).sum()), len(rec)),
            "command": f"python benchmarks/claims.py cell --split {split} --condition {condition} --seconds {seconds:g} --clips {clips} --seed {seed}"
                       + ("" if model == "default" else f" --model {model}")}
+    print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
     if fast:
         res["by_recording"] = _by_recording(rec, claimed)
-    print(f"{key}: {len(rec)} clips, top-1 {res['top1']:.4f} {res['top1_95']}, claimed-and-right {res['claimed_right']:.4f} {res['claimed_right_95']}", file=sys.stderr)
-    for name, r in res.get("by_recording", {}).items():
-        print(f"  {name}: {r}", file=sys.stderr)
+        for name, r in res["by_recording"].items():
+            print(f"  {name}: {r}", file=sys.stderr)
     _keep_in_results(lambda results: results.setdefault("cells_apart", {}).update({key: res}))
     return res
 
