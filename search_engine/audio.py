@@ -94,6 +94,70 @@ def load(path: str | os.PathLike, *, sr: int, mono: bool = True) -> tuple[np.nda
     return check_waveform(y, source=path), sr
 
 
+def excerpt(y: np.ndarray, start_s: float, seconds: float, *, sr: int) -> np.ndarray:
+    """``seconds`` of waveform ``y`` (at ``sr`` Hz) from ``start_s``; silence (zeros) where that
+    lies outside ``y``. ``[round(seconds * sr)]`` float32."""
+    a, n = int(round(start_s * sr)), max(0, int(round(seconds * sr)))
+    out = np.zeros(n, dtype=np.float32)
+    lo, hi = max(a, 0), min(a + n, len(y))
+    if hi > lo:
+        out[lo - a: hi - a] = y[lo:hi]
+    return out
+
+
+def load_excerpt(path: str | os.PathLike, start_s: float, seconds: float, *, sr: int) -> np.ndarray:
+    """Decode ``seconds`` of a file from ``start_s`` to mono float32 at ``sr`` Hz.
+
+    Seeks where the format allows (wav, flac, ogg, mp3 through soundfile: milliseconds whatever
+    the file's length); other formats are decoded whole (:func:`load`) and cut.
+
+    Parameters
+    ----------
+    path : path-like
+        An audio file :func:`load` can read.
+    start_s, seconds : float
+        Where the excerpt starts in the file and how long it is (seconds); ``start_s`` may be
+        negative and the excerpt may run past the file's end: silence (zeros) fills what lies outside.
+    sr : int > 0
+        Target sample rate in Hz.
+
+    Returns
+    -------
+    y : np.ndarray [shape=(round(seconds * sr),), dtype=float32]
+
+    Raises
+    ------
+    DecodeError
+        The file is missing or cannot be read.
+    """
+    n = max(0, int(round(seconds * sr)))
+    out = np.zeros(n, dtype=np.float32)
+    path = Path(path)
+    try:
+        with sf.SoundFile(path) as f:
+            sr_in = f.samplerate
+            _check_rate(sr_in, path)
+            a = int(math.floor(start_s * sr_in))
+            first = max(a, 0)
+            want = int(math.ceil(seconds * sr_in)) - (first - a)
+            if f.frames > 0 and first >= f.frames or want <= 0:
+                return out
+            f.seek(first)
+            block = f.read(want, dtype="float32", always_2d=True)
+        mono = _mix_down(block) if block.shape[1] > 1 else block[:, 0]
+        lead = first - a
+    except DecodeError:
+        raise
+    except Exception:  # not a format soundfile seeks in: decode it all
+        return excerpt(load(path, sr=sr)[0], start_s, seconds, sr=sr)
+    if sr_in != sr:
+        mono = soxr.resample(mono, sr_in, sr).astype(np.float32)
+        lead = int(round(lead * sr / sr_in))
+    mono = np.nan_to_num(mono[: max(0, n - lead)], nan=0.0, posinf=0.0, neginf=0.0)
+    out[lead: lead + len(mono)] = mono
+    return out
+
+
 def probe(path: str | os.PathLike, *, decoders: bool = True) -> None:
     """Raise :class:`DecodeError` if ``path`` clearly cannot be indexed, reading only its header.
 

@@ -56,6 +56,9 @@ class Calibration:
     files: int
     lengths: list[LengthCalibration] = field(default_factory=list)
     created: str = ""
+    #: the clips' first matches were checked against their recordings' audio (``verify``): the
+    #: operating points are for the decision's ``verified`` part, and only such claims use them
+    verified: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +173,8 @@ def calibrate(engine, *, target: float = 0.01, clips: int = 1000, lengths=LENGTH
 
     stats = engine.stats()
     result = Calibration(target=target, model_id=engine.encoder.model_id, library_hours=float(stats["hours"]), files=int(stats["files"]),
-                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                         verified=engine.verifies and decision.get("kind") == "verified")
     done, batch = 0, 64
     for seconds in lengths:
         waves = backwards_clips(load, files, float(seconds), clips, sr=sr, seed=seed + int(seconds * 1000))
@@ -182,7 +186,7 @@ def calibrate(engine, *, target: float = 0.01, clips: int = 1000, lengths=LENGTH
             if on_progress is not None:
                 on_progress(done, clips * len(lengths), f"{seconds:g} s clips")
         conf = np.array(conf)
-        own = claim_threshold(decision, float(seconds))
+        own = claim_threshold(decision, float(seconds), verified=result.verified)
         chosen = max(own, operating_point(conf, target)) if len(conf) else own
         k = int((conf >= chosen).sum())
         result.lengths.append(LengthCalibration(seconds=float(seconds), clips=len(conf), model_threshold=round(own, 6),
@@ -208,13 +212,16 @@ def load(index_dir: str | Path) -> Calibration | None:
     return Calibration.from_dict(json.loads(path.read_text()))
 
 
-def threshold(decision: dict, duration_s: float, calibration: Calibration | None = None, model_id: str | None = None) -> float:
-    """The confidence a claim for a clip of ``duration_s`` seconds needs: the model's operating
-    point (:func:`~search_engine.query.claim_threshold`), or the index's ``calibration`` (made
-    with the same model) where that is stricter, interpolated in log duration and held constant
-    outside the calibrated lengths."""
-    own = claim_threshold(decision, duration_s)
-    if calibration is None or not calibration.lengths or (model_id is not None and calibration.model_id != model_id):
+def threshold(decision: dict, duration_s: float, calibration: Calibration | None = None, model_id: str | None = None, *,
+              verified: bool = False) -> float:
+    """The confidence a claim for a clip of ``duration_s`` seconds needs (a match checked against
+    its recording's audio: ``verified``): the model's operating point
+    (:func:`~search_engine.query.claim_threshold`), or the index's ``calibration`` (made with the
+    same model, its clips checked or not alike) where that is stricter, interpolated in log
+    duration and held constant outside the calibrated lengths."""
+    own = claim_threshold(decision, duration_s, verified=verified)
+    if (calibration is None or not calibration.lengths or (model_id is not None and calibration.model_id != model_id)
+            or calibration.verified != verified):
         return own
     xs = np.log([c.seconds for c in calibration.lengths])
     ys = [c.threshold for c in calibration.lengths]

@@ -196,7 +196,8 @@ def query(
     starts in the recording). matched (match mode): the clip is in that recording (the model's
     fitted decision at the operating point for the clip's length: at most 1 % of the fit data's
     clips from no indexed recording claimed; stricter where `audio2vec calibrate` was run on this
-    index); confidence: the probability of that (0..1; null for a model without a fitted
+    index; the first match is checked against the recording's own audio, read back from its file:
+    `verify` in config); confidence: the probability of that (0..1; null for a model without a fitted
     decision); "matched": false at the top means the clip is in no indexed recording (the nearest
     are still listed). Each result's "tags": the recording's tags (title, artist, album, genre,
     track, ...), duration_s, sample_rate_hz, channels. --where and --under search only the

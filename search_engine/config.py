@@ -57,6 +57,10 @@ class Settings:
     #: (``match_decision``, its ``confidence``); non-zero: a best aligned distance at or below this
     #: means the clip is in that recording instead
     match_threshold: float = 0.0
+    #: ``match`` queries and ``compare``: check the first match against the recording's own audio
+    #: (:mod:`search_engine.verification`, read from its file) before deciding the claim; false, or
+    #: a file that cannot be read, decides on the vectors alone
+    verify: bool = True
     #: ``classify``: labelled neighbours that vote for a clip's label
     classify_k: int = 5
     #: ``classify``: below this share of the (distance-weighted) vote the answer is "unknown"

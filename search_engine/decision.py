@@ -15,6 +15,10 @@ model was trained on. Two kinds:
   the kinds above per length range: clips shorter than ``edges_s[0]`` use ``parts[0]``, and so on),
   each with its own operating point: a 1-second clip is a single window and behaves unlike a
   3-second one (:func:`part`).
+- ``"verified"``: ``verified`` and ``unverified``, one decision of the kinds above each: the first
+  judges a match checked against its recording's audio (its claim features carry ``peaks``,
+  :mod:`search_engine.verification`), the second one that was not (verification off, a file that
+  cannot be read, a span of a long clip).
 
 The inputs ``x`` are :func:`search_engine.query.claim_basis` of one match's claim features.
 """
@@ -24,8 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def part(decision: dict, duration_s: float) -> dict:
-    """The decision that judges clips of ``duration_s`` seconds (itself unless ``"by_length"``)."""
+def part(decision: dict, duration_s: float, *, verified: bool = False) -> dict:
+    """The decision that judges clips of ``duration_s`` seconds (itself unless ``"by_length"`` or
+    ``"verified"``), checked against their recording's audio or not (``verified``)."""
+    if decision.get("kind") == "verified":
+        decision = decision["verified" if verified else "unverified"]
     if decision.get("kind") != "by_length":
         return decision
     return decision["parts"][int(np.searchsorted(decision["edges_s"], duration_s, side="right"))]
@@ -42,8 +49,8 @@ def log_odds(x: np.ndarray, decision: dict) -> float:
         A fitted decision (see the module docstring).
     """
     kind = decision.get("kind", "logistic")
-    if kind == "by_length":
-        raise ValueError("a by-length decision needs the clip's length: use part(decision, duration_s) first")
+    if kind in ("by_length", "verified"):
+        raise ValueError(f"a {kind!r} decision needs the clip's length: use part(decision, duration_s, verified=...) first")
     if kind == "logistic":
         z = (np.asarray(x, dtype=np.float64) - np.asarray(decision["mean"])) / np.asarray(decision["scale"])
         return float(np.dot(z, decision["coef"]) + decision["intercept"])

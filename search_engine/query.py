@@ -71,7 +71,8 @@ class QueryResult:
     matched: bool | None = None
     #: ``match`` mode: the first match's ``confidence``
     confidence: float | None = None
-    #: ``match`` mode: per match, the claim features it was decided on (:data:`CLAIM_FEATURES`)
+    #: ``match`` mode: per match, the claim features it was decided on (:data:`CLAIM_FEATURES`; the
+    #: first match also ``peaks`` where it was checked against its recording, :mod:`~search_engine.verification`)
     features: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -415,7 +416,8 @@ def pool(vectors: np.ndarray) -> np.ndarray:
 
 # --- the claim: is the clip in the recording ranked first? -------------------------------------
 
-#: the measurements a claim is decided on, per match (see :func:`claim_features`)
+#: the measurements a claim is decided on, per match (see :func:`claim_features`); a match checked
+#: against its recording's audio has ``peaks`` too (:func:`search_engine.verification.peak_agreement`)
 CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess", "inside")
 
 
@@ -590,6 +592,10 @@ BASIS_INPUTS = {
     "margin*log_duration": lambda f, logd: f["margin"] * logd,
     "agree*log_duration": lambda f, logd: f["agree"] * logd,
     "inside": lambda f, logd: f.get("inside", 1.0),
+    # the check against the recording (search_engine.verification): its share of peaks to the
+    # 16th power, near 1 only when nearly all of them are there (a noisy excerpt keeps 0.97-1, a
+    # look-alike passage 0.8-0.95: on the fit split the power told them apart better than the share)
+    "peaks^16": lambda f, logd: f["peaks"] ** 16,
 }
 #: the inputs of a decision that does not name its own (``basis``)
 CLAIM_BASIS = ("distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",
@@ -604,22 +610,29 @@ def claim_basis(f: dict, names=CLAIM_BASIS) -> np.ndarray:
     return np.array([BASIS_INPUTS[name](f, logd) for name in names], dtype=np.float64)
 
 
+def is_verified(f: dict, decision: dict) -> bool:
+    """Whether a match with claim features ``f`` is judged as checked against its recording's
+    audio: the decision has a part for such matches (``"verified"``) and ``f`` carries ``peaks``."""
+    return decision.get("kind") == "verified" and f.get("peaks") is not None
+
+
 def claim_confidence(f: dict, decision: dict) -> float:
     """Probability (0..1) that the clip is in the match's recording, by the decision fitted with
     the model (``match_decision`` in its config.json: a logistic regression or boosted trees over
     :func:`claim_basis`, see :mod:`search_engine.decision`), for a clip as likely to be from the
     library as not."""
-    judge = part(decision, f["duration_s"])
+    judge = part(decision, f["duration_s"], verified=is_verified(f, decision))
     return probability(log_odds(claim_basis(f, judge.get("basis", CLAIM_BASIS)), judge))
 
 
-def claim_threshold(decision: dict, duration_s: float) -> float:
+def claim_threshold(decision: dict, duration_s: float, *, verified: bool = False) -> float:
     """The operating point of a fitted decision for a clip of ``duration_s`` seconds: the
     confidence a claim needs. ``thresholds`` (``{seconds: confidence}``, each chosen so that at
     most the target share of outsider clips of that length is claimed) interpolated in log
     duration and held constant outside; else the one ``threshold``. A ``"by_length"`` decision
-    uses the part for that length (:func:`search_engine.decision.part`)."""
-    decision = part(decision, duration_s)
+    uses the part for that length (:func:`search_engine.decision.part`), a ``"verified"`` one the
+    part for matches checked against their recording's audio (``verified``) or not."""
+    decision = part(decision, duration_s, verified=verified)
     table = decision.get("thresholds")
     if not table:
         return float(decision["threshold"])

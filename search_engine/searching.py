@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .catalog import path_key
-from .errors import Audio2VecError, ParameterError
+from .errors import Audio2VecError, DecodeError, ParameterError
 from .filters import Filter, Selection, as_filter, file_tags, restrict, select
 from .long_queries import LONG_QUERY_S
 from .query import (
@@ -30,6 +30,7 @@ from .query import (
     claim_features,
     clip_level_db,
     inside_share,
+    is_verified,
     neighbour_background,
     pool,
     vote_alignments,
@@ -82,6 +83,8 @@ class Searching:
         longer clip as the whole library (the best exactly aligned mean distance, and the same
         claim features and confidence; without a fitted decision, at or below
         :meth:`match_threshold` for the shorter clip's length in a library as long as the longer)."""
+        from .audio import excerpt
+
         (na, ya), (nb, yb) = self.load_clip(a), self.load_clip(b)
         similar = float(np.linalg.norm(self._whole_of(na, ya) - self._whole_of(nb, yb)))
         (outer, yo), (inner, y) = ((na, ya), (nb, yb)) if len(ya) >= len(yb) else ((nb, yb), (na, ya))
@@ -109,8 +112,9 @@ class Searching:
             support=[alignment_support(np.zeros_like(within), within, 0, offset, phases=phases, hop_s=hop_s)],
             duration_s=duration_s, level_db=clip_level_db(y), inside=[inside_share(offset, best.rate, len(q), len(seg), phases=phases)],
         )
-        decided = self._decide([Match(1, outer, match, start_s, len(yo) / self.sample_rate_hz, 0, windows)], features,
-                               duration_s, len(yo) / self.sample_rate_hz / 3600)[0]
+        found = [Match(1, outer, match, start_s, len(yo) / self.sample_rate_hz, 0, windows, speed=best.rate)]
+        self._verify(y, found, features, {}, passage=excerpt(yo, start_s, duration_s * best.rate, sr=self.sample_rate_hz))
+        decided = self._decide(found, features, duration_s, len(yo) / self.sample_rate_hz / 3600)[0]
         return Comparison(
             a=na, b=nb, distance=round(similar, 6), match_distance=round(match, 6),
             contains=decided.matched, container=outer, contained=inner,
@@ -201,7 +205,7 @@ class Searching:
                 t1 = time.perf_counter()
                 x, _ = self.encoder.raw_windows(y, hop_frames=self.query_hop_frames, source=name)
                 whole = self._whole_of(name, y) if mode == "similar" and self.whole_encoder is not None else None
-                prepared.append((res, x, len(y) / self.sample_rate_hz, whole, clip_level_db(y)))
+                prepared.append((res, x, y, whole, clip_level_db(y)))
                 res.timings = {"decode": t1 - t0, "features": time.perf_counter() - t1}
             except Audio2VecError as exc:
                 if raise_errors:
@@ -214,7 +218,8 @@ class Searching:
         t1 = time.perf_counter()
         neighbours = self._neighbours(vectors, only) if mode == "match" else [None] * len(vectors)
         per_clip = {"encoder": (t1 - t0) / len(prepared), "search": (time.perf_counter() - t1) / len(prepared)}
-        for (res, _, duration_s, whole, level_db), vecs, found in zip(prepared, vectors, neighbours):
+        for (res, _, y, whole, level_db), vecs, found in zip(prepared, vectors, neighbours):
+            duration_s = len(y) / self.sample_rate_hz
             res.timings["encoder"] = per_clip["encoder"]
             if mode == "match":
                 res.timings["search"] = per_clip["search"]
@@ -224,6 +229,8 @@ class Searching:
                     wide *= 4  # too few recordings among the neighbours of the passing ones: look further
                     found = self._neighbours([vecs], only, wide)[0]
                     res.matches, res.features = self._match(vecs, found, k, res.timings, duration_s=duration_s, level_db=level_db)
+                if duration_s <= LONG_QUERY_S:
+                    self._verify(y, res.matches[:1], res.features, res.timings)
                 res.matches = self._decide(res.matches, res.features, duration_s)
                 if duration_s > LONG_QUERY_S:  # a long clip: one result per recording it plays, if any
                     spans = self._match_long(vecs, found, k, level_db=level_db)
@@ -242,32 +249,62 @@ class Searching:
         or None for a model calibrated with distance thresholds only."""
         return self.encoder.config.get("match_decision")
 
+    @property
+    def verifies(self) -> bool:
+        """Whether first matches are checked against the recordings' audio: ``verify`` is on and
+        claims are decided by the model's fitted decision (``match_threshold`` 0). The decision
+        uses the check where it has a part for checked matches (kind ``"verified"``,
+        :mod:`search_engine.decision`)."""
+        return bool(self.settings.verify and not self.settings.match_threshold and self.match_decision)
+
+    def _verify(self, y: np.ndarray, matches: list[Match], features: list[dict], timings: dict, passage: np.ndarray | None = None) -> None:
+        """Add ``peaks`` (:func:`~search_engine.verification.peak_agreement`) to the claim features
+        of ``matches`` (their first ones), comparing the clip ``y`` with each recording where the
+        match places it (read from the file, or ``passage`` given); a file that cannot be read
+        now is left unchecked. Does nothing unless :attr:`verifies`."""
+        if not self.verifies:
+            return
+        from .audio import load_excerpt
+        from .verification import peak_agreement
+
+        t0 = time.perf_counter()
+        sr = self.sample_rate_hz
+        for m, f in zip(matches, features):
+            seconds = len(y) / sr * (m.speed or 1.0)
+            try:
+                ref = passage if passage is not None else load_excerpt(m.path, m.offset_s, seconds, sr=sr)
+            except DecodeError:
+                continue
+            f["peaks"] = round(peak_agreement(y, ref, sr), 6)
+        timings["verify"] = time.perf_counter() - t0
+
     def _decide(self, matches: list[Match], features: list[dict], duration_s: float, library_hours: float | None = None) -> list[Match]:
         """``matched`` and ``confidence`` of each match: confidence from the model's fitted
-        decision, matched when it reaches the decision's operating point; a model without one, or
+        decision, matched when it reaches the decision's operating point (the part for matches
+        checked against their recording's audio where one was); a model without one, or
         ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
         decision = self.match_decision
-        need = self.claim_threshold(duration_s) if decision and matches else None  # one length: one operating point
         out = []
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= need
+                ok = conf >= self.claim_threshold(duration_s, verified=is_verified(f, decision))
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
         return out
 
-    def claim_threshold(self, duration_s: float) -> float:
-        """The confidence a claim for a clip of ``duration_s`` seconds needs: the model's operating
-        point, or this index's own calibration where stricter (:mod:`search_engine.calibration`)."""
+    def claim_threshold(self, duration_s: float, *, verified: bool = False) -> float:
+        """The confidence a claim for a clip of ``duration_s`` seconds needs (a match checked
+        against its recording's audio: ``verified``): the model's operating point, or this index's
+        own calibration where stricter (:mod:`search_engine.calibration`)."""
         from . import calibration
 
         path = self.dir / calibration.FILE_NAME
         stamp = path.stat().st_mtime_ns if path.exists() else None
         if self._calibration_stamp != stamp:  # read again when `calibrate` rewrote it
             self._calibration, self._calibration_stamp = calibration.load(self.dir) if stamp else None, stamp
-        return calibration.threshold(self.match_decision, duration_s, self._calibration, self.encoder.model_id)
+        return calibration.threshold(self.match_decision, duration_s, self._calibration, self.encoder.model_id, verified=verified)
 
     def calibrate(self, **options):
         """Fit the claims' operating point to this index and store it (see

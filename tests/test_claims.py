@@ -18,6 +18,7 @@ from search_engine.query import (
     claim_features,
     clip_level_db,
     inside_share,
+    is_verified,
     neighbour_background,
     tempo_rates,
 )
@@ -127,10 +128,11 @@ def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
     for res in (exact, noisy):
         assert res.matches[0].path == path and res.matched is True
         assert res.confidence == res.matches[0].confidence and res.confidence >= 0.9
-        assert [list(f) for f in res.features] == [list(CLAIM_FEATURES)] * len(res.matches)
+        # the first match is checked against its recording's audio (search_engine.verification)
+        assert [list(f) for f in res.features] == [list(CLAIM_FEATURES) + ["peaks"]] + [list(CLAIM_FEATURES)] * (len(res.matches) - 1)
         assert all(0.0 <= m.confidence <= 1.0 for m in res.matches)
         assert all(not m.matched for m in res.matches[1:])  # a second recording is never claimed beside the first
-    assert unrelated.matched is False and unrelated.confidence < engine.claim_threshold(5.0)
+    assert unrelated.matched is False and unrelated.confidence < engine.claim_threshold(5.0, verified=is_verified(unrelated.features[0], engine.match_decision))
     similar = engine.query_batch([(y[4 * SR : 9 * SR], SR)], k=1, mode="similar")[0]
     assert similar.confidence is None and similar.matches[0].confidence is None
 
@@ -140,7 +142,7 @@ def test_compare_uses_the_same_decision(engine):
     part = engine.compare((y, SR), (y[3 * SR : 7 * SR], SR))
     assert part.contains and part.confidence >= 0.9 and abs(part.offset_s - 3.0) <= 0.1
     no = engine.compare((y, SR), (other[3 * SR : 7 * SR], SR))
-    assert not no.contains and no.confidence < engine.claim_threshold(4.0)
+    assert not no.contains and no.confidence < engine.claim_threshold(4.0, verified=engine.match_decision.get("kind") == "verified")
 
 
 def test_operating_point_bound_and_threshold_never_lower():
@@ -181,14 +183,17 @@ def test_calibrate_backwards_clips_on_the_index(built_index, library, tmp_path):
     folder = tmp_path / "idx"
     shutil.copytree(built_index, folder)
     with SearchEngine.open(folder) as e:
-        before = e.claim_threshold(3.0)
+        before = {v: e.claim_threshold(3.0, verified=v) for v in (False, True)}
         seen = []
         cal = e.calibrate(target=0.05, clips=40, lengths=(1.0, 3.0), on_progress=lambda done, total, item: seen.append((done, total)))
         assert seen[-1] == (80, 80) and (folder / "calibration.json").exists()
         assert [c.seconds for c in cal.lengths] == [1.0, 3.0] and all(c.clips == 40 for c in cal.lengths)
         for c in cal.lengths:
             assert c.threshold >= c.model_threshold and c.claimed <= 0.05 * 40 and c.claimed / 40 <= c.upper95 <= 1
-        assert e.claim_threshold(3.0) == pytest.approx(max(before, cal.lengths[1].threshold))
+        # the calibration holds for claims checked as its clips were (search_engine.verification)
+        assert cal.verified == (e.match_decision.get("kind") == "verified")
+        assert e.claim_threshold(3.0, verified=cal.verified) == pytest.approx(max(before[cal.verified], cal.lengths[1].threshold))
+        assert e.claim_threshold(3.0, verified=not cal.verified) == before[not cal.verified]
         path, wave = list(library.items())[1]
         res = e.query_batch([(wave[5 * SR : 8 * SR], SR)], k=1)[0]
         assert res.matches[0].path == path and res.matched
