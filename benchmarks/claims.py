@@ -78,6 +78,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, REPO, STK_MUSIC, babble_speech, heldout_music, model_config_text, result_header, without_shared_music, write_result  # noqa: E402
 from system import require_debian_package  # noqa: E402  (data/system.py, on the path through common)
+from search_engine.audio import excerpt  # noqa: E402
 from search_engine.catalog import path_key  # noqa: E402
 from search_engine.query import CLAIM_BASIS, claim_basis  # noqa: E402
 
@@ -184,16 +185,6 @@ def cut_edges(y: np.ndarray, seconds: float, n: int, rng) -> list[float]:
         return []
     hang = rng.uniform(0.1, 0.4, size=n) * seconds
     return [float(-h if rng.random() < 0.5 else len(y) / SR - seconds + h) for h in hang]
-
-
-def excerpt(y: np.ndarray, start_s: float, seconds: float) -> np.ndarray:
-    """``seconds`` of ``y`` from ``start_s``, silence where that lies outside ``y``."""
-    a, n = int(round(start_s * SR)), int(round(seconds * SR))
-    out = np.zeros(n, dtype=y.dtype)
-    lo, hi = max(a, 0), min(a + n, len(y))
-    if hi > lo:
-        out[lo - a: hi - a] = y[lo:hi]
-    return out
 
 
 # --- damage -------------------------------------------------------------------------------------
@@ -380,7 +371,7 @@ def collect(split: str, model: str, per_file_in: int, per_file_out: int, seed: i
                 cl = []
                 for j in js:
                     (kind, src, path, truth, s, t), _ = chunk[j]
-                    piece = excerpt(audio(path), t, s)
+                    piece = excerpt(audio(path), t, s, sr=SR)
                     cl.append(piece[::-1].copy() if src == "reversed" else piece)
                 for j, w in zip(js, degrade_batch(cond, cl, noise, rng)):
                     waves[j] = (w, SR)

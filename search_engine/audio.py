@@ -140,7 +140,7 @@ def load_excerpt(path: str | os.PathLike, start_s: float, seconds: float, *, sr:
             a = int(math.floor(start_s * sr_in))
             first = max(a, 0)
             want = int(math.ceil(seconds * sr_in)) - (first - a)
-            if f.frames > 0 and first >= f.frames or want <= 0:
+            if want <= 0 or (f.frames > 0 and first >= f.frames):
                 return out
             f.seek(first)
             block = f.read(want, dtype="float32", always_2d=True)

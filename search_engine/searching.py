@@ -259,9 +259,10 @@ class Searching:
 
     def _verify(self, y: np.ndarray, matches: list[Match], features: list[dict], timings: dict, passage: np.ndarray | None = None) -> None:
         """Add ``peaks`` (:func:`~search_engine.verification.peak_agreement`) to the claim features
-        of ``matches`` (their first ones), comparing the clip ``y`` with each recording where the
-        match places it (read from the file, or ``passage`` given); a file that cannot be read
-        now is left unchecked. Does nothing unless :attr:`verifies`."""
+        of each of ``matches`` (with ``features``, in order): the clip ``y`` against the recording
+        where the match places it, read from its file at the match's offset and tempo rate (or
+        ``passage``, that part of the recording already in memory); a file that cannot be read now
+        is left unchecked. Does nothing unless :attr:`verifies`."""
         if not self.verifies:
             return
         from .audio import load_excerpt
@@ -284,11 +285,15 @@ class Searching:
         checked against their recording's audio where one was); a model without one, or
         ``match_threshold`` set in config, decides by :meth:`match_threshold` instead."""
         decision = self.match_decision
+        need: dict[bool, float] = {}  # one length: one operating point per part
         out = []
         for m, f in zip(matches, features):
             conf = round(claim_confidence(f, decision), 4) if decision else None
             if decision and not self.settings.match_threshold:
-                ok = conf >= self.claim_threshold(duration_s, verified=is_verified(f, decision))
+                checked = is_verified(f, decision)
+                if checked not in need:
+                    need[checked] = self.claim_threshold(duration_s, verified=checked)
+                ok = conf >= need[checked]
             else:
                 ok = m.distance <= self.match_threshold(duration_s, library_hours)
             out.append(dataclasses.replace(m, matched=bool(ok), confidence=conf))
