@@ -423,6 +423,7 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
     conf = confidences(rec, decision)
     from search_engine.query import claim_threshold, is_verified
 
+    checked = np.array([is_verified(r["features"], decision) for r in rec])  # judged by the part for checked matches
     out = {"command": f"python benchmarks/claims.py calibrate-run --clips {clips}", "split": split, "seconds": round(seconds, 1),
            "calibration": cal.as_dict(), "clips": {}}
     for d in sorted({r["seconds"] for r in rec}):
@@ -430,7 +431,6 @@ def calibrate_run(model: str, clips: int, split: str = "report") -> dict:
         inside = np.array([r["kind"] == "inside" for r in rec]) & m
         outside = ~np.array([r["kind"] == "inside" for r in rec]) & m & np.array([r["source"] != "reversed" for r in rec])
         right = np.array([r["right"] for r in rec])
-        checked = np.array([is_verified(r["features"], decision) for r in rec])
         for name, need in (("model", lambda v: claim_threshold(decision, d, verified=v)), ("calibrated", lambda v: calibrated(decision, d, cal, model_id, verified=v))):
             t = np.where(checked, need(True), need(False))
             claimed = conf >= t
