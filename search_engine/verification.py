@@ -7,8 +7,9 @@ instrument can sound as alike as a passage and a noisy recording of it. Their no
 octave) with the clip's local maxima, at the alignment the search found, allowing a small shift in
 pitch and time: the share of the passage's peaks that the clip has too. Noise adds maxima to the
 clip but takes few of the passage's away, so a noisy recording of the passage keeps a share near
-1; another passage in the same key shares a chord now and then, not its melody. The claim decision uses it
-(``peaks``, :mod:`search_engine.query`) where the recording's audio can be read.
+1; another passage in the same key shares a chord now and then, not its melody (a held chord,
+though, is the same wherever it is played). The claim decision uses the share (``peaks``; its
+input ``peaks^16``, :mod:`search_engine.query`) where the recording's audio can be read.
 
 The idea is the landmark fingerprinters' (audfprint, Dejavu, Panako: spectral peaks that survive
 noise), used here only to check one alignment, never to search.
