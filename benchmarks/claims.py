@@ -546,7 +546,7 @@ def operating_point(conf_out: np.ndarray, target: float, conf_right: np.ndarray 
 #: the sign of each basis input's effect on the trees' log-odds (monotone constraints: a nearer,
 #: more distinct, better aligned match, lying more inside its recording, never lowers the confidence)
 MONOTONE = {"distance": -1, "margin": 1, "relative": -1, "agree": 1, "spread_s": -1, "log_duration": 0, "level_db": 0, "excess": -1,
-            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1, "inside": 1, "peaks^16": 1}
+            "distance*log_duration": -1, "margin*log_duration": 1, "agree*log_duration": 1, "inside": 1, "peaks^16": 1, "peaks_backwards^16": -1}
 #: the inputs ``fit`` uses unless told (``--basis``), per part (1 s, 3 s, 10 s; the last repeats):
 #: for 3 s clips the distance relative to the library's own neighbourhood without the raw
 #: distance, its length products or level (chosen out of fold on the fit split: 3 s
@@ -637,9 +637,10 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "
     its operating point(s).
 
     ``verified``: fit the part for matches checked against their recording's audio instead (a part
-    whose inputs include ``peaks`` learns from the clips that have it), and keep the model's
-    present decision (or its ``unverified`` part) for the others: the result is a ``"verified"``
-    decision (:mod:`search_engine.decision`)."""
+    whose inputs include ``peaks`` learns from the clips that have it; a part whose inputs leave the
+    check out is the present decision's own), and keep the model's present decision (or its
+    ``unverified`` part) for matches not checked: the result is a ``"verified"`` decision
+    (:mod:`search_engine.decision`)."""
     from search_engine.query import claim_threshold
 
     from search_engine.audio2vec.encoder import resolve_model_dir
@@ -652,7 +653,6 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "
     y = np.array([r["kind"] == "inside" and r["right"] for r in rec], dtype=np.float64)
     outside = np.array([r["kind"] == "outside" for r in rec])
     seconds = np.array([r["seconds"] for r in rec])
-    lengths = sorted(set(seconds.tolist()))
     oof = np.zeros(len(rec))
     bounds = [0.0, *edges, np.inf]
     parts = []
@@ -660,14 +660,25 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "
     # a part whose inputs use the check against the recording learns from the clips that have it
     uses_check = np.array([any(b.startswith("peaks") for b in basis) for basis in bases])
     checked = np.array([r["features"].get("peaks") is not None for r in rec])
+    uses_check = uses_check[np.minimum(np.arange(len(bounds) - 1), len(bases) - 1)]
+    if verified:  # a part the check does not enter stays the present decision's (the same clips would fit it again)
+        present = shipped_decision(model)
+        present = present["unverified"] if present.get("kind") == "verified" else present
+        if not uses_check.all() and present.get("edges_s") != list(edges):
+            raise SystemExit(f"fit --verified keeps the present decision's parts without peaks; its edges {present.get('edges_s')} are not {list(edges)}")
     for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-        m = (seconds >= lo) & (seconds < hi) & (checked | ~uses_check[min(j, len(bases) - 1)])
+        if verified and not uses_check[j]:
+            parts.append(present["parts"][j])
+            continue
+        m = (seconds >= lo) & (seconds < hi) & (checked | ~uses_check[j])
         part_rec, basis = [r for r, k in zip(rec, m) if k], bases[min(j, len(bases) - 1)]
         d, oof[m] = _fit_part(_xy(part_rec, basis)[0], y[m], part_rec, kinds[min(j, len(kinds) - 1)], target, per_length, basis)
         parts.append(d)
     decision = parts[0] if not edges else {"kind": "by_length", "edges_s": list(edges), "parts": parts}
-    keep = checked | ~uses_check[np.minimum(np.searchsorted(edges, seconds, side="right"), len(bases) - 1)]  # the figures below: those clips
+    fitted = uses_check[np.searchsorted(edges, seconds, side="right")]
+    keep = (checked & fitted) | ~(fitted | np.array(verified))  # the figures below: the clips of the parts fitted here
     rec, y, outside, seconds, oof = [r for r, k in zip(rec, keep) if k], y[keep], outside[keep], seconds[keep], oof[keep]
+    lengths = sorted(set(seconds.tolist()))
     need = np.array([claim_threshold(decision, r["seconds"]) for r in rec])
     claimed = oof >= need
     print(f"fit ({' '.join(kinds)}, edges {list(edges)}): {len(rec)} clips ({outside.sum()} outsiders): out-of-fold false claims {claimed[outside].mean():.4f}, "
@@ -687,8 +698,7 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "
                        "false_claims_out_of_fold": round(float(claimed[outside].mean()), 4),
                        "claimed_right_out_of_fold": round(float(np.mean(claimed[~outside] & y[~outside].astype(bool))), 4)}
     if verified:
-        present = shipped_decision(model)
-        decision = {"kind": "verified", "verified": decision, "unverified": present["unverified"] if present.get("kind") == "verified" else present}
+        decision = {"kind": "verified", "verified": decision, "unverified": present}
     if write:
         cfg_path = resolve_model_dir(model) / "config.json"
         cfg = json.loads(cfg_path.read_text())

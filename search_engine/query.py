@@ -72,7 +72,8 @@ class QueryResult:
     #: ``match`` mode: the first match's ``confidence``
     confidence: float | None = None
     #: ``match`` mode: per match, the claim features it was decided on (:data:`CLAIM_FEATURES`; the
-    #: first match also ``peaks`` where it was checked against its recording, :mod:`~search_engine.verification`)
+    #: first match also ``peaks`` and ``peaks_backwards`` where it was checked against its
+    #: recording, :mod:`~search_engine.verification`)
     features: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -417,7 +418,8 @@ def pool(vectors: np.ndarray) -> np.ndarray:
 # --- the claim: is the clip in the recording ranked first? -------------------------------------
 
 #: the measurements a claim is decided on, per match (see :func:`claim_features`); a match checked
-#: against its recording's audio has ``peaks`` too (:func:`search_engine.verification.peak_agreement`)
+#: against its recording's audio has ``peaks`` and ``peaks_backwards`` too
+#: (:func:`search_engine.verification.peak_check`)
 CLAIM_FEATURES = ("distance", "margin", "relative", "agree", "spread_s", "duration_s", "level_db", "excess", "inside")
 
 
@@ -596,6 +598,9 @@ BASIS_INPUTS = {
     # 16th power, near 1 only when nearly all of them are there (a noisy excerpt keeps 0.97-1, a
     # look-alike passage 0.8-0.95: on the fit split the power told them apart better than the share)
     "peaks^16": lambda f, logd: f["peaks"] ** 16,
+    # the share the clip keeps with the passage's peaks backwards: as high as the share itself
+    # for a held chord, which any piece ending on that chord shares too
+    "peaks_backwards^16": lambda f, logd: f["peaks_backwards"] ** 16,
 }
 #: the inputs of a decision that does not name its own (``basis``)
 CLAIM_BASIS = ("distance", "margin", "relative", "agree", "spread_s", "log_duration", "level_db", "excess",

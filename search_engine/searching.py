@@ -258,7 +258,7 @@ class Searching:
         return bool(self.settings.verify and not self.settings.match_threshold and self.match_decision)
 
     def _verify(self, y: np.ndarray, matches: list[Match], features: list[dict], timings: dict, passage: np.ndarray | None = None) -> None:
-        """Add ``peaks`` (:func:`~search_engine.verification.peak_agreement`) to the claim features
+        """Add ``peaks`` and ``peaks_backwards`` (:func:`~search_engine.verification.peak_check`) to the claim features
         of each of ``matches`` (with ``features``, in order): the clip ``y`` against the recording
         where the match places it, read from its file at the match's offset and tempo rate (or
         ``passage``, that part of the recording already in memory); a file that cannot be read now
@@ -266,7 +266,7 @@ class Searching:
         if not self.verifies:
             return
         from .audio import load_excerpt
-        from .verification import peak_agreement
+        from .verification import peak_check
 
         t0 = time.perf_counter()
         sr = self.sample_rate_hz
@@ -276,7 +276,8 @@ class Searching:
                 ref = passage if passage is not None else load_excerpt(m.path, m.offset_s, seconds, sr=sr)
             except DecodeError:
                 continue
-            f["peaks"] = round(peak_agreement(y, ref, sr), 6)
+            share, backwards = peak_check(y, ref, sr)
+            f["peaks"], f["peaks_backwards"] = round(share, 6), round(backwards, 6)
         timings["verify"] = time.perf_counter() - t0
 
     def _decide(self, matches: list[Match], features: list[dict], duration_s: float, library_hours: float | None = None) -> list[Match]:

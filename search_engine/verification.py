@@ -3,13 +3,16 @@ recording's do?
 
 The vectors say how alike a clip and a passage *sound*; two passages of one style played on one
 instrument can sound as alike as a passage and a noisy recording of it. Their notes still differ.
-:func:`peak_agreement` compares the passage's strongest spectral peaks (log-frequency, 36 bins per
+:func:`peak_check` compares the passage's strongest spectral peaks (log-frequency, 36 bins per
 octave) with the clip's local maxima, at the alignment the search found, allowing a small shift in
 pitch and time: the share of the passage's peaks that the clip has too. Noise adds maxima to the
 clip but takes few of the passage's away, so a noisy recording of the passage keeps a share near
-1; another passage in the same key shares a chord now and then, not its melody (a held chord,
-though, is the same wherever it is played). The claim decision uses the share (``peaks``; its
-input ``peaks^16``, :mod:`search_engine.query`) where the recording's audio can be read.
+1; another passage in the same key shares a chord now and then, not its melody. A held chord,
+though, is the same wherever it is played, and a clip under loud noise has maxima nearly
+everywhere: :func:`peak_check` also measures the share with the passage's peaks in reverse time
+order, which such clips keep too and an excerpt of a melody does not. The claim decision uses
+both (``peaks`` and ``peaks_backwards``; its inputs ``peaks^16`` and ``peaks_backwards^16``,
+:mod:`search_engine.query`) where the recording's audio can be read.
 
 The idea is the landmark fingerprinters' (audfprint, Dejavu, Panako: spectral peaks that survive
 noise), used here only to check one alignment, never to search.
@@ -151,8 +154,9 @@ def _warped(spec: np.ndarray, frames: int) -> np.ndarray:
     return spec[:, i0] * (1 - w) + spec[:, i1] * w
 
 
-def peak_agreement(clip: np.ndarray, passage: np.ndarray, sr: int) -> float:
-    """Share of a recording's passage's spectral peaks that a clip has too.
+def peak_check(clip: np.ndarray, passage: np.ndarray, sr: int) -> tuple[float, float]:
+    """Share of a recording's passage's spectral peaks that a clip has too, in the passage's order
+    and backwards.
 
     Parameters
     ----------
@@ -166,21 +170,27 @@ def peak_agreement(clip: np.ndarray, passage: np.ndarray, sr: int) -> float:
 
     Returns
     -------
-    float in 0..1
+    share : float in 0..1
         The largest share, over pitch shifts up to :data:`MAX_SHIFT_BINS` bins and time shifts up
         to :data:`MAX_SHIFT_FRAMES` frames, of the passage's :data:`REFERENCE_PEAKS` strongest
         peaks per frame that fall within one bin and one frame of one of the clip's
         :data:`CLIP_PEAKS`. Near 1 for the passage itself under noise, codecs and small pitch or
         tempo changes; 0 when the passage or the clip is silent.
+    backwards : float in 0..1
+        The same share with the passage's peaks in reverse time order (at the pitch shift of
+        ``share``): what the clip shares with the passage whatever the order of its notes. Near
+        ``share`` for a held chord or a sound that does not change, which any clip of that chord
+        or sound shares as well; well below it for a melody, whose notes the clip has in the
+        passage's order only.
     """
     clip_spec = log_spectrogram(clip, sr)
     ref = spectral_peaks(_warped(log_spectrogram(passage, sr), clip_spec.shape[1]), REFERENCE_PEAKS)
     total = int(ref.sum())
-    if total == 0:
-        return 0.0
     near = _widened(spectral_peaks(clip_spec, CLIP_PEAKS))
-    if not near.any():
-        return 0.0
-    best = max(int((_shifted(ref, df, dt) & near).sum())
-               for df in range(-MAX_SHIFT_BINS, MAX_SHIFT_BINS + 1) for dt in range(-MAX_SHIFT_FRAMES, MAX_SHIFT_FRAMES + 1))
-    return best / total
+    if total == 0 or not near.any():
+        return 0.0, 0.0
+    times = range(-MAX_SHIFT_FRAMES, MAX_SHIFT_FRAMES + 1)
+    best, df = max((int((_shifted(ref, df, dt) & near).sum()), df) for df in range(-MAX_SHIFT_BINS, MAX_SHIFT_BINS + 1) for dt in times)
+    backwards = max(int((_shifted(ref[:, ::-1], df, dt) & near).sum()) for dt in times)
+    return best / total, backwards / total
+

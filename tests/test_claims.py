@@ -129,7 +129,7 @@ def test_excerpt_claimed_with_high_confidence_unrelated_not(engine, library):
         assert res.matches[0].path == path and res.matched is True
         assert res.confidence == res.matches[0].confidence and res.confidence >= 0.9
         # the first match is checked against its recording's audio (search_engine.verification)
-        assert [list(f) for f in res.features] == [list(CLAIM_FEATURES) + ["peaks"]] + [list(CLAIM_FEATURES)] * (len(res.matches) - 1)
+        assert [list(f) for f in res.features] == [list(CLAIM_FEATURES) + ["peaks", "peaks_backwards"]] + [list(CLAIM_FEATURES)] * (len(res.matches) - 1)
         assert all(0.0 <= m.confidence <= 1.0 for m in res.matches)
         assert all(not m.matched for m in res.matches[1:])  # a second recording is never claimed beside the first
     assert unrelated.matched is False and unrelated.confidence < engine.claim_threshold(5.0, verified=is_verified(unrelated.features[0], engine.match_decision))

@@ -8,8 +8,12 @@ import pytest
 import soundfile as sf
 import soxr
 
-from search_engine.verification import BINS_PER_OCTAVE, FMIN_HZ, log_spectrogram, peak_agreement, spectral_peaks
+from search_engine.verification import BINS_PER_OCTAVE, FMIN_HZ, log_spectrogram, peak_check, spectral_peaks
 from synth import SR, add_noise, tune
+
+
+def peak_agreement(clip, passage, sr):
+    return peak_check(clip, passage, sr)[0]
 
 
 def test_peaks_of_a_chord_sit_at_its_notes():
@@ -35,6 +39,22 @@ def test_agreement_high_for_the_passage_low_for_other_music():
     assert max(others) < 0.7 and min(noisy) - max(others) > 0.3
     assert peak_agreement(passage, np.zeros(3 * SR, np.float32), SR) == 0.0  # a silent passage
     assert peak_agreement(np.zeros(3 * SR, np.float32), passage, SR) == 0.0  # a silent clip
+
+
+def test_backwards_share_tells_a_held_chord_from_a_melody():
+    t = np.arange(3 * SR) / SR
+    held = (sum(np.sin(2 * np.pi * f * t) for f in (196.0, 246.9, 293.7, 392.0)) / 4).astype(np.float32)
+    # a clip of the same chord from another piece: it shares every peak in either order
+    other_take = add_noise(held * 0.7, snr_db=10.0, seed=1)
+    share, backwards = peak_check(other_take, held, SR)
+    assert share > 0.95 and backwards > 0.95
+    # an excerpt of a melody shares its peaks in the passage's order only (under loud white noise
+    # the clip has maxima nearly everywhere, and the backwards share rises towards the share)
+    melody = tune(5, 3.0)
+    share, backwards = peak_check(add_noise(melody, snr_db=30.0, seed=2), melody, SR)
+    assert share > 0.95 and backwards < share - 0.3
+    assert peak_check(melody, np.zeros(3 * SR, np.float32), SR) == (0.0, 0.0)
+    assert peak_check(melody, melody, SR)[0] == 1.0
 
 
 def test_agreement_allows_a_semitone_and_the_alignments_tempo():
