@@ -664,9 +664,8 @@ def fit(model: str, target: float, write: bool, kinds=("logistic", "logistic", "
     parts = []
     kinds, bases = list(kinds), [tuple(b) for b in bases]
     # a part whose inputs use the check against the recording learns from the clips that have it
-    uses_check = np.array([any(b.startswith("peaks") for b in basis) for basis in bases])
+    uses_check = np.array([any(b.startswith("peaks") for b in bases[min(j, len(bases) - 1)]) for j in range(len(bounds) - 1)])
     checked = np.array([r["features"].get("peaks") is not None for r in rec])
-    uses_check = uses_check[np.minimum(np.arange(len(bounds) - 1), len(bases) - 1)]
     if verified:  # a part the check does not enter stays the present decision's (the same clips would fit it again)
         present = shipped_decision(model)
         present = present["unverified"] if present.get("kind") == "verified" else present

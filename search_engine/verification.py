@@ -190,7 +190,8 @@ def peak_check(clip: np.ndarray, passage: np.ndarray, sr: int) -> tuple[float, f
     if total == 0 or not near.any():
         return 0.0, 0.0
     times = range(-MAX_SHIFT_FRAMES, MAX_SHIFT_FRAMES + 1)
-    best, df = max((int((_shifted(ref, df, dt) & near).sum()), df) for df in range(-MAX_SHIFT_BINS, MAX_SHIFT_BINS + 1) for dt in times)
-    backwards = max(int((_shifted(ref[:, ::-1], df, dt) & near).sum()) for dt in times)
+    # the best count, and its pitch shift (the largest of those that tie)
+    best, pitch = max((int((_shifted(ref, df, dt) & near).sum()), df) for df in range(-MAX_SHIFT_BINS, MAX_SHIFT_BINS + 1) for dt in times)
+    backwards = max(int((_shifted(ref[:, ::-1], pitch, dt) & near).sum()) for dt in times)
     return best / total, backwards / total
 
